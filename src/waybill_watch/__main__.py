@@ -1,0 +1,7 @@
+"""``python -m waybill_watch``."""
+
+import sys
+
+from waybill_watch.cli import main
+
+sys.exit(main())

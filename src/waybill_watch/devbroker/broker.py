@@ -1,0 +1,364 @@
+"""Start and stop one local Kafka broker process.
+
+The broker runs in its own session/process group: Ctrl-C in the terminal that started it
+does not reach it, and stopping signals the whole group. A pid file in the data dir lets
+another process (``python -m waybill_watch.devbroker down``) find and stop it.
+"""
+
+from __future__ import annotations
+
+import atexit
+import contextlib
+import os
+import shutil
+import signal
+import subprocess
+import tempfile
+import time
+from importlib import resources
+from pathlib import Path
+from types import TracebackType
+
+from waybill_watch.devbroker import KAFKA_VERSION, BrokerError
+from waybill_watch.devbroker.config import (
+    HOST,
+    free_port,
+    listener_port,
+    new_cluster_id,
+    parse_properties,
+    port_is_free,
+    render_server_properties,
+)
+from waybill_watch.devbroker.jars import classpath, ensure_jars
+from waybill_watch.devbroker.ready import wait_until_ready
+from waybill_watch.devbroker.tools import check_java, find_java, tail, tail_file
+
+START_TIMEOUT_S = 90.0
+STOP_GRACE_S = 20.0
+FORMAT_TIMEOUT_S = 120.0
+
+PID_FILE = "broker.pid"
+LOG_FILE = "broker.log"
+PROPERTIES_FILE = "server.properties"
+LOG4J_FILE = "log4j2.properties"
+KRAFT_DIR = "kraft-logs"
+
+
+class LocalBroker:
+    """One single-node KRaft broker on 127.0.0.1, run from the cached Maven jars.
+
+    ``port=None`` picks a free port. ``data_dir=None`` uses a temporary directory that
+    ``stop()`` deletes; a given ``data_dir`` is kept (topics survive restarts).
+    """
+
+    def __init__(
+        self, port: int | None = None, data_dir: Path | None = None, *, heap: str = "512m"
+    ) -> None:
+        self._requested_port = port
+        self._temporary = data_dir is None
+        self.data_dir: Path | None = None if data_dir is None else Path(data_dir).resolve()
+        self.heap = heap
+        self.port: int | None = None
+        self.controller_port: int | None = None
+        self._proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def bootstrap(self) -> str:
+        """``127.0.0.1:PORT`` once started."""
+        if self.port is None:
+            raise BrokerError("broker not started")
+        return f"{HOST}:{self.port}"
+
+    @property
+    def pid(self) -> int | None:
+        """The broker JVM's pid while this object manages it."""
+        return None if self._proc is None else self._proc.pid
+
+    @property
+    def log_path(self) -> Path:
+        """``<data_dir>/broker.log``: the broker's stdout and stderr."""
+        if self.data_dir is None:
+            raise BrokerError("broker has no data dir yet")
+        return self.data_dir / LOG_FILE
+
+    def start(self, timeout: float = START_TIMEOUT_S) -> str:
+        """Start the broker and return its bootstrap address once it serves clients."""
+        if self._proc is not None and self._proc.poll() is None:
+            return self.bootstrap
+        java = find_java()
+        check_java(java)
+        libs = ensure_jars()
+        try:
+            data_dir = self._prepare_data_dir()
+            self._choose_ports()
+            properties = self._write_config(data_dir)
+            cluster_id = existing_cluster_id(data_dir / KRAFT_DIR) or new_cluster_id()
+            _format_storage(java, libs, properties, data_dir / LOG4J_FILE, cluster_id)
+            self._proc = self._spawn(java, libs, properties)
+            atexit.register(self.stop)
+            write_pid(data_dir, self._proc.pid)
+            wait_until_ready(self.bootstrap, timeout, probe_topic=True, check=self._check_alive)
+        except BrokerError as exc:
+            message = str(exc) if self._proc is None else self._failure_message(exc)
+            self.stop()
+            raise BrokerError(message) from None
+        except BaseException:
+            self.stop()
+            raise
+        return self.bootstrap
+
+    def stop(self) -> None:
+        """SIGTERM the broker's process group, SIGKILL after 20 s; safe to call twice."""
+        atexit.unregister(self.stop)
+        proc, self._proc = self._proc, None
+        if proc is not None:
+            _terminate_child(proc)
+            if self.data_dir is not None:
+                remove_pid(self.data_dir, proc.pid)
+        if self._temporary and self.data_dir is not None:
+            shutil.rmtree(self.data_dir, ignore_errors=True)
+            self.data_dir = None
+
+    def detach(self) -> int:
+        """Leave the running broker alone from now on (no stop at exit); return its pid."""
+        if self._proc is None:
+            raise BrokerError("broker not started")
+        if self._temporary:
+            raise BrokerError("a broker with a temporary data dir cannot be detached")
+        atexit.unregister(self.stop)
+        pid, self._proc = self._proc.pid, None
+        return pid
+
+    def __enter__(self) -> LocalBroker:
+        self.start()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+    def _prepare_data_dir(self) -> Path:
+        if self.data_dir is None:
+            self.data_dir = Path(tempfile.mkdtemp(prefix="waybill-watch-kafka-"))
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        other = running_pid(self.data_dir)
+        if other is not None:
+            raise BrokerError(
+                f"a broker (pid {other}) is already running with data dir {self.data_dir}"
+            )
+        return self.data_dir
+
+    def _choose_ports(self) -> None:
+        port = self._requested_port
+        if port is None:
+            port = free_port()
+        elif not port_is_free(port):
+            raise BrokerError(
+                f"port {port} on {HOST} is already in use (another broker? try another port)"
+            )
+        self.port = port
+        self.controller_port = free_port(exclude=frozenset({port}))
+
+    def _write_config(self, data_dir: Path) -> Path:
+        assert self.port is not None and self.controller_port is not None
+        text = render_server_properties(self.port, self.controller_port, data_dir / KRAFT_DIR)
+        properties = data_dir / PROPERTIES_FILE
+        properties.write_text(text, encoding="utf-8")
+        log4j = resources.files("waybill_watch.devbroker").joinpath(LOG4J_FILE).read_bytes()
+        (data_dir / LOG4J_FILE).write_bytes(log4j)
+        return properties
+
+    def _spawn(self, java: str, libs: Path, properties: Path) -> subprocess.Popen[bytes]:
+        log_path = self.log_path
+        if log_path.exists():
+            log_path.replace(log_path.with_name(LOG_FILE + ".prev"))
+        cmd = [
+            java,
+            f"-Xmx{self.heap}",
+            "-XX:+ExitOnOutOfMemoryError",
+            "-Djava.awt.headless=true",
+            f"-Dlog4j2.configurationFile={properties.parent / LOG4J_FILE}",
+            "-cp",
+            classpath(libs),
+            "kafka.Kafka",
+            str(properties),
+        ]
+        with log_path.open("ab") as log:
+            return subprocess.Popen(
+                cmd,
+                cwd=properties.parent,
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+
+    def _check_alive(self) -> None:
+        proc = self._proc
+        if proc is not None and proc.poll() is not None:
+            raise BrokerError(f"Kafka broker exited with code {proc.returncode} during start")
+
+    def _failure_message(self, exc: BrokerError) -> str:
+        where = "" if self._temporary else f" (full log: {self.log_path})"
+        return (
+            f"local Kafka {KAFKA_VERSION} broker failed to start: {exc}\n"
+            f"last lines of the broker log{where}:\n{tail_file(self.log_path)}"
+        )
+
+
+def existing_cluster_id(log_dir: Path) -> str | None:
+    """The cluster id a kept data dir was formatted with.
+
+    ``--ignore-formatted`` still insists on the same id (Kafka 4.3 fails with "Invalid
+    cluster.id"), so a restart must reuse it.
+    """
+    try:
+        text = (log_dir / "meta.properties").read_text(encoding="utf-8")
+    except OSError:
+        return None
+    return parse_properties(text).get("cluster.id") or None
+
+
+def _format_storage(java: str, libs: Path, properties: Path, log4j: Path, cluster_id: str) -> None:
+    """``kafka-storage format``; a no-op on an already formatted data dir."""
+    cmd = [
+        java,
+        "-Xmx256m",
+        f"-Dlog4j2.configurationFile={log4j}",
+        "-cp",
+        classpath(libs),
+        "kafka.tools.StorageTool",
+        "format",
+        "-t",
+        cluster_id,
+        "-c",
+        str(properties),
+        "--ignore-formatted",
+    ]
+    try:
+        done = subprocess.run(
+            cmd,
+            stdin=subprocess.DEVNULL,
+            capture_output=True,
+            text=True,
+            timeout=FORMAT_TIMEOUT_S,
+            check=False,
+        )
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        raise BrokerError(f"formatting Kafka storage failed: {exc}") from exc
+    if done.returncode != 0:
+        raise BrokerError(
+            f"formatting Kafka storage failed (exit {done.returncode}):\n"
+            f"{tail(done.stdout + done.stderr)}"
+        )
+
+
+def _terminate_child(proc: subprocess.Popen[bytes]) -> None:
+    if proc.poll() is not None:
+        return
+    _signal_group(proc.pid, signal.SIGTERM)
+    try:
+        proc.wait(STOP_GRACE_S)
+    except subprocess.TimeoutExpired:
+        _signal_group(proc.pid, signal.SIGKILL)
+        proc.wait()
+
+
+def _signal_group(pid: int, sig: signal.Signals) -> None:
+    """Signal the broker's process group (it leads its own session), else the pid."""
+    try:
+        os.killpg(pid, sig)
+    except ProcessLookupError:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, sig)
+
+
+# --- pid file: how a later process finds a detached broker ---------------------------
+
+
+def write_pid(data_dir: Path, pid: int) -> None:
+    """Write the pid atomically so a concurrent reader never sees half a number."""
+    tmp = data_dir / f".{PID_FILE}.{os.getpid()}"
+    tmp.write_text(f"{pid}\n", encoding="utf-8")
+    tmp.replace(data_dir / PID_FILE)
+
+
+def read_pid(data_dir: Path) -> int | None:
+    """The pid in ``<data_dir>/broker.pid``, or None when absent or unreadable."""
+    try:
+        return int((data_dir / PID_FILE).read_text(encoding="utf-8").strip())
+    except (OSError, ValueError):
+        return None
+
+
+def remove_pid(data_dir: Path, pid: int | None = None) -> None:
+    """Remove the pid file (only if it still names ``pid``, when given)."""
+    if pid is not None and read_pid(data_dir) not in (pid, None):
+        return
+    with contextlib.suppress(FileNotFoundError):
+        (data_dir / PID_FILE).unlink()
+
+
+def pid_alive(pid: int) -> bool:
+    """Whether ``pid`` runs (zombies count as dead; our own exited children are reaped)."""
+    with contextlib.suppress(ChildProcessError, OSError):
+        reaped, _ = os.waitpid(pid, os.WNOHANG)
+        if reaped == pid:
+            return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text(encoding="utf-8")
+    except OSError:
+        return True
+    return stat.rpartition(")")[2].split()[:1] != ["Z"]
+
+
+def _is_broker_for(pid: int, data_dir: Path) -> bool:
+    """Guard against pid reuse: the process must be kafka.Kafka on this data dir."""
+    try:
+        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+    except OSError:
+        return True  # no /proc: trust the pid file
+    args = [arg.decode(errors="replace") for arg in cmdline]
+    return "kafka.Kafka" in args and str(data_dir.resolve() / PROPERTIES_FILE) in args
+
+
+def running_pid(data_dir: Path) -> int | None:
+    """The pid of the broker running on ``data_dir`` per its pid file, else None."""
+    pid = read_pid(data_dir)
+    if pid is None or not pid_alive(pid) or not _is_broker_for(pid, data_dir):
+        return None
+    return pid
+
+
+def configured_port(data_dir: Path) -> int | None:
+    """The client port in ``<data_dir>/server.properties`` (what the broker listens on)."""
+    try:
+        text = (data_dir / PROPERTIES_FILE).read_text(encoding="utf-8")
+    except OSError:
+        return None
+    return listener_port(parse_properties(text))
+
+
+def stop_pid(pid: int, grace: float = STOP_GRACE_S) -> bool:
+    """Stop a broker we did not spawn (found by pid file). True if it had to be killed."""
+    _signal_group(pid, signal.SIGTERM)
+    deadline = time.monotonic() + grace
+    while time.monotonic() < deadline:
+        if not pid_alive(pid):
+            return False
+        time.sleep(0.1)
+    _signal_group(pid, signal.SIGKILL)
+    deadline = time.monotonic() + 5.0
+    while pid_alive(pid) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    return True

@@ -1,0 +1,144 @@
+"""Waiting until a Kafka broker really serves clients, not just until its port is open.
+
+An open port is not enough with KRaft: the broker answers before it has registered with
+the controller, and until then topic creation fails. So readiness means: a metadata
+request lists a broker and a controller, and (optionally, for brokers we own) a topic
+can be created and deleted.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from collections.abc import Callable, Coroutine
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, TypeVar
+
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+
+from waybill_watch.devbroker import BrokerError
+
+T = TypeVar("T")
+
+ATTEMPT_TIMEOUT_S = 15.0
+RETRY_DELAY_S = 0.25
+TCP_TIMEOUT_S = 2.0
+
+
+class _NotReady(Exception):
+    """The broker answered but is not serving yet."""
+
+
+def wait_until_ready(
+    bootstrap: str,
+    timeout: float,
+    *,
+    probe_topic: bool = False,
+    check: Callable[[], None] | None = None,
+) -> None:
+    """Block until ``bootstrap`` (``host:port[,host:port...]``) serves metadata requests.
+
+    ``probe_topic`` also creates and deletes a throw-away topic (only for brokers we own).
+    ``check`` runs between attempts and may raise to abort early (e.g. process died).
+    Raises :class:`BrokerError` after ``timeout`` seconds. Safe to call while an event loop
+    runs in this thread (the wait then runs in a helper thread and blocks this one).
+    """
+    _run_blocking(
+        lambda: wait_until_ready_async(bootstrap, timeout, probe_topic=probe_topic, check=check)
+    )
+
+
+async def wait_until_ready_async(
+    bootstrap: str,
+    within: float,
+    *,
+    probe_topic: bool = False,
+    check: Callable[[], None] | None = None,
+) -> None:
+    """Async form of :func:`wait_until_ready` (``within`` is its ``timeout``)."""
+    split_bootstrap(bootstrap)  # a typo fails now, not after the timeout
+    deadline = time.monotonic() + within
+    last_error = "no attempt finished"
+    while True:
+        if check is not None:
+            check()
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            raise BrokerError(
+                f"Kafka at {bootstrap} not ready after {within:.0f} s (last error: {last_error})"
+            )
+        try:
+            await asyncio.wait_for(
+                _probe(bootstrap, probe_topic), min(remaining, ATTEMPT_TIMEOUT_S)
+            )
+            return
+        except TimeoutError:
+            last_error = "attempt timed out"
+        except Exception as exc:  # aiokafka raises many unrelated types while starting
+            last_error = f"{type(exc).__name__}: {exc}"
+        await asyncio.sleep(max(0.0, min(RETRY_DELAY_S, deadline - time.monotonic())))
+
+
+def split_bootstrap(bootstrap: str) -> list[tuple[str, int]]:
+    """``"a:1,b:2"`` → ``[("a", 1), ("b", 2)]``; raises BrokerError on a malformed entry."""
+    hosts: list[tuple[str, int]] = []
+    for entry in bootstrap.split(","):
+        host, sep, port = entry.strip().rpartition(":")
+        if not sep or not host or not port.isdigit():
+            raise BrokerError(f"bad bootstrap server {entry.strip()!r}: expected host:port")
+        hosts.append((host.strip("[]"), int(port)))
+    return hosts
+
+
+async def _tcp_reachable(bootstrap: str) -> None:
+    """Fail fast (and quietly) while nothing listens, before aiokafka logs errors."""
+    errors: list[str] = []
+    for host, port in split_bootstrap(bootstrap):
+        try:
+            _, writer = await asyncio.wait_for(asyncio.open_connection(host, port), TCP_TIMEOUT_S)
+        except (OSError, TimeoutError) as exc:
+            errors.append(f"{host}:{port}: {exc or type(exc).__name__}")
+            continue
+        writer.close()
+        await writer.wait_closed()
+        return
+    raise _NotReady("; ".join(errors))
+
+
+async def _probe(bootstrap: str, probe_topic: bool) -> None:
+    await _tcp_reachable(bootstrap)
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=10_000)
+    try:
+        await admin.start()
+        cluster: dict[str, Any] = await admin.describe_cluster()
+        if not cluster.get("brokers"):
+            raise _NotReady("metadata lists no brokers yet")
+        if cluster.get("controller_id", -1) < 0:
+            raise _NotReady("metadata names no controller yet")
+        if probe_topic:
+            await _create_and_delete_topic(admin)
+    finally:
+        await admin.close()
+
+
+async def _create_and_delete_topic(admin: AIOKafkaAdminClient) -> None:
+    name = f"waybill-watch-ready-{uuid.uuid4().hex}"
+    created = await admin.create_topics([NewTopic(name, num_partitions=1, replication_factor=1)])
+    for topic, code, *rest in created.topic_errors:
+        if code != 0:
+            raise _NotReady(f"creating probe topic {topic} failed: error {code} {rest}")
+    deleted = await admin.delete_topics([name])
+    for topic, code, *_ in deleted.topic_error_codes:
+        if code != 0:
+            raise _NotReady(f"deleting probe topic {topic} failed: error {code}")
+
+
+def _run_blocking(make: Callable[[], Coroutine[Any, Any, T]]) -> T:
+    """Run a coroutine to completion from sync code, even if a loop runs in this thread."""
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return asyncio.run(make())
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="kafka-ready") as pool:
+        return pool.submit(lambda: asyncio.run(make())).result()

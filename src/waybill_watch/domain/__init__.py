@@ -1,0 +1,1 @@
+"""The pure domain core: no Kafka, Faust or HTTP imports allowed in this package."""

@@ -1,0 +1,152 @@
+"""The one typed settings object: environment variables, an optional config file, secret files.
+
+Names fixed by the contract (§8) keep their exact spelling; everything else is prefixed
+``WAYBILL_WATCH_``. Nested detection thresholds use ``__``, e.g.
+``WAYBILL_WATCH_DETECTION__TRANSIT_STALL_HOURS=36``.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any, ClassVar, Literal
+
+from pydantic import AliasChoices, Field, SecretStr, field_validator
+from pydantic_settings import (
+    BaseSettings,
+    JsonConfigSettingsSource,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+from waybill_watch.domain.config import DetectionSettings
+from waybill_watch.timefmt import DEFAULT_ZONE
+
+CONFIG_ENV = "WAYBILL_WATCH_CONFIG"
+SECRETS_DIR_ENV = "WAYBILL_WATCH_SECRETS_DIR"
+
+
+class Settings(BaseSettings):
+    """Runtime configuration of the worker, ingest, replay and demo."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="WAYBILL_WATCH_",
+        env_nested_delimiter="__",
+        extra="ignore",
+        frozen=True,
+        populate_by_name=True,
+    )
+
+    # Kafka
+    kafka_bootstrap_servers: str = Field(
+        "127.0.0.1:9092",
+        validation_alias=AliasChoices("KAFKA_BOOTSTRAP_SERVERS", "kafka_bootstrap_servers"),
+        description="Comma-separated brokers.",
+    )
+    topic_prefix: str = Field("", description="Prefix for every topic name.")
+    partitions: int = Field(8, ge=1, description="Partitions of the topics the app creates.")
+    replication_factor: int = Field(1, ge=1, description="Replication of created topics.")
+    app_id: str = Field("waybill-watch", description="Faust app id / consumer group.")
+
+    # Worker
+    web_port: int = Field(6066, ge=0, le=65535)
+    web_bind: str = "0.0.0.0"  # noqa: S104 - a server binds all interfaces unless told otherwise
+    clock: Literal["wall", "stream"] = "wall"
+    store: str = Field("rocksdb://", description="Faust table store: rocksdb:// or memory://")
+    data_dir: Path = Field(Path(".run/worker"), description="Faust data dir (RocksDB files).")
+    tick_interval_seconds: float = Field(5.0, gt=0, description="How often deadlines are checked.")
+    log_level: str = "info"
+
+    # Ingest
+    max_body_bytes: int = Field(1024 * 1024, ge=1024)
+    allow_unsigned: bool = False
+    default_timezone: str = DEFAULT_ZONE
+    feed_timezones: dict[str, str] = Field(default_factory=dict)
+    kdniao_ebusiness_id: str = Field("", description="Echoed in Kdniao acknowledgements.")
+
+    # Secrets (environment or files in WAYBILL_WATCH_SECRETS_DIR named like the variables)
+    kdniao_app_key: SecretStr | None = None
+    kuaidi100_salt: SecretStr | None = None
+    track17_key: SecretStr | None = Field(
+        None, validation_alias=AliasChoices("WAYBILL_WATCH_17TRACK_KEY", "track17_key")
+    )
+    aftership_secret: SecretStr | None = None
+    canonical_secret: SecretStr | None = None
+    merchant_secret: SecretStr | None = None
+
+    detection: DetectionSettings = Field(default_factory=DetectionSettings)
+
+    #: A config file chosen by the caller (``--config``); else ``WAYBILL_WATCH_CONFIG``.
+    config_path: ClassVar[Path | None] = None
+
+    @field_validator("topic_prefix")
+    @classmethod
+    def _prefix_is_topic_safe(cls, value: str) -> str:
+        allowed = set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-")
+        if not set(value) <= allowed:
+            raise ValueError("topic prefix may only use letters, digits, '.', '_' and '-'")
+        return value
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        """Precedence: explicit arguments > environment > secret files > config file."""
+        sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
+        secrets_dir = os.environ.get(SECRETS_DIR_ENV)
+        if secrets_dir:
+            from pydantic_settings import SecretsSettingsSource
+
+            sources.append(
+                SecretsSettingsSource(settings_cls, secrets_dir=secrets_dir, case_sensitive=False)
+            )
+        chosen = getattr(settings_cls, "config_path", None)
+        config = chosen or os.environ.get(CONFIG_ENV)
+        if config:
+            sources.append(config_source(settings_cls, Path(config)))
+        return tuple(sources)
+
+    def topic(self, name: str) -> str:
+        """The full name of a contract topic, with the configured prefix."""
+        return f"{self.topic_prefix}{name}"
+
+    def feed_timezone(self, feed: str) -> str:
+        """The zone naive times of ``feed`` are read in."""
+        return self.feed_timezones.get(feed, self.default_timezone)
+
+    def secret_for(self, feed: str) -> str | None:
+        """The configured verification secret of ``feed``, if any."""
+        field = {
+            "kdniao": "kdniao_app_key",
+            "kuaidi100": "kuaidi100_salt",
+            "17track": "track17_key",
+            "aftership": "aftership_secret",
+            "canonical": "canonical_secret",
+            "merchant": "merchant_secret",
+        }.get(feed)
+        value: SecretStr | None = getattr(self, field) if field else None
+        return value.get_secret_value() if value is not None else None
+
+
+def config_source(settings_cls: type[BaseSettings], path: Path) -> PydanticBaseSettingsSource:
+    """A TOML or JSON config file as a settings source; a missing file is an error."""
+    if not path.is_file():
+        raise FileNotFoundError(f"config file not found: {path}")
+    if path.suffix == ".json":
+        return JsonConfigSettingsSource(settings_cls, json_file=path)
+    return TomlConfigSettingsSource(settings_cls, toml_file=path)
+
+
+def load_settings(config_file: Path | None = None, **overrides: Any) -> Settings:
+    """Settings from the environment, optionally with a config file (e.g. ``replay --config``)."""
+    if config_file is None:
+        return Settings(**overrides)
+    settings_cls = type("FileSettings", (Settings,), {"config_path": config_file})
+    settings: Settings = settings_cls(**overrides)
+    return settings
