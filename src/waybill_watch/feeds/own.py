@@ -1,0 +1,42 @@
+"""What our own two feeds (canonical, merchant) share: validation errors and the ack."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import ValidationError
+
+from waybill_watch.feeds.base import Acknowledgement, FeedError
+from waybill_watch.jsonio import dumps
+from waybill_watch.masking import mask_text
+
+_TIME_FIELDS = frozenset({"event_time", "received_at", "occurred_at", "promised_delivery_at"})
+
+
+def validation_reason(exc: ValidationError, default: str) -> str:
+    """``bad_time`` when only time fields are wrong, else ``default``."""
+    fields = {str(err["loc"][0]) for err in exc.errors() if err["loc"]}
+    return "bad_time" if fields and fields <= _TIME_FIELDS else default
+
+
+def validation_text(exc: ValidationError, prefix: str) -> str:
+    """A validation error as text without the offending input (it may be personal data)."""
+    parts = [
+        f"{'.'.join(str(p) for p in err['loc']) or 'item'}: {err['msg']}"
+        for err in exc.errors(include_url=False, include_input=False)
+    ]
+    return mask_text(f"{prefix}: " + "; ".join(parts))
+
+
+def waybill_of(item: Any) -> str | None:
+    """The waybill an unusable item names, for the DLQ record (if it names one)."""
+    value = item.get("waybill") if isinstance(item, dict) else None
+    return value[:64] if isinstance(value, str) and value else None
+
+
+def own_acknowledgement(error: FeedError | None) -> Acknowledgement:
+    """Our own feeds answer ``{"ok": true}`` or ``{"ok": false, "reason", "error"}``."""
+    if error is None:
+        return Acknowledgement(200, dumps({"ok": True}))
+    body = {"ok": False, "reason": error.reason, "error": mask_text(error.message)}
+    return Acknowledgement(error.http_status, dumps(body))

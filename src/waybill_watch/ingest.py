@@ -1,0 +1,128 @@
+"""HTTP callback ingest, independent of the web framework and of Kafka.
+
+verify → parse (reject unreadable bodies with 400 before anything is written) → write the
+capture envelope through ``RawSink`` → acknowledge only after the sink confirmed the write. A
+sink failure answers 503 so the courier retries: data accepted from a courier is never lost.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
+
+from waybill_watch.feeds.base import Acknowledgement, Feed, FeedError, MalformedBody, Unavailable
+from waybill_watch.masking import mask_text
+from waybill_watch.metrics import UNKNOWN_FEED, Metrics
+from waybill_watch.models.envelope import CaptureEnvelope
+from waybill_watch.timefmt import local_now
+
+log = logging.getLogger(__name__)
+
+#: Writes one envelope durably (Kafka acks) or raises.
+RawSink = Callable[[CaptureEnvelope], Awaitable[None]]
+
+#: Request headers kept in the envelope for replay-time signature verification.
+KEPT_HEADERS = frozenset(
+    {"content-type", "sign", "aftership-hmac-sha256", "x-waybill-watch-signature"}
+)
+
+
+class BodyTooLarge(FeedError):
+    """The request body exceeds ``max_body_bytes`` (HTTP 413)."""
+
+    http_status = 413
+
+
+class UnknownFeed(FeedError):
+    """No feed of that name (HTTP 404)."""
+
+    http_status = 404
+
+
+@dataclass(frozen=True, slots=True)
+class IngestResult:
+    """What the web layer sends back."""
+
+    status: int
+    body: bytes
+    content_type: str
+
+
+class IngestService:
+    """The callback handler shared by ``waybill-watch worker`` and ``waybill-watch ingest``."""
+
+    def __init__(
+        self,
+        feeds: Mapping[str, Feed],
+        sink: RawSink,
+        metrics: Metrics,
+        *,
+        max_body_bytes: int,
+        timezone: str,
+    ) -> None:
+        self.feeds = feeds
+        self.sink = sink
+        self.metrics = metrics
+        self.max_body_bytes = max_body_bytes
+        self.timezone = timezone
+
+    async def handle(
+        self, feed_name: str, headers: Mapping[str, str], body: bytes, content_type: str
+    ) -> IngestResult:
+        """Answer one callback request."""
+        started = time.perf_counter()
+        feed = self.feeds.get(feed_name)
+        label = feed_name if feed is not None else UNKNOWN_FEED
+        self.metrics.callbacks_received.labels(label).inc()
+        if feed is None:
+            self.metrics.callbacks_rejected.labels(label, "unknown_feed").inc()
+            return _plain(404, f"unknown feed {feed_name[:40]!r}; known: {sorted(self.feeds)}")
+        lowered = {k.lower(): v for k, v in headers.items()}
+        try:
+            if len(body) > self.max_body_bytes:
+                raise BodyTooLarge(
+                    "body_too_large", f"body of {len(body)} bytes exceeds {self.max_body_bytes}"
+                )
+            feed.verify(lowered, body)
+            envelope = self._envelope(feed_name, lowered, body, content_type)
+            feed.parse(envelope)  # 400 now rather than a DLQ entry later
+            await self._write(envelope)
+        except FeedError as error:
+            self.metrics.callbacks_rejected.labels(label, error.reason).inc()
+            log.warning(
+                "rejected %s callback: %s (%s)", feed_name, error.reason, mask_text(error.message)
+            )
+            ack = feed.acknowledge(error, local_now(self.timezone))
+            return IngestResult(ack.status, ack.body, ack.content_type)
+        self.metrics.callbacks_accepted.labels(label).inc()
+        self.metrics.callback_latency.labels(label).observe(time.perf_counter() - started)
+        ok: Acknowledgement = feed.acknowledge(None, local_now(self.timezone))
+        return IngestResult(ok.status, ok.body, ok.content_type)
+
+    def _envelope(
+        self, feed_name: str, headers: Mapping[str, str], body: bytes, content_type: str
+    ) -> CaptureEnvelope:
+        try:
+            text = body.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise MalformedBody("bad_encoding", f"body is not UTF-8: {exc}") from exc
+        return CaptureEnvelope(
+            feed=feed_name,  # checked against the registry; pydantic validates it again
+            received_at=local_now(self.timezone),
+            content_type=content_type,
+            headers={k: v for k, v in headers.items() if k in KEPT_HEADERS},
+            body=text,
+        )
+
+    async def _write(self, envelope: CaptureEnvelope) -> None:
+        try:
+            await self.sink(envelope)
+        except Exception as exc:  # any broker/producer failure: the courier must retry
+            log.error("could not write %s envelope to Kafka: %r", envelope.feed, exc)
+            raise Unavailable("kafka_unavailable", "could not persist the callback") from exc
+
+
+def _plain(status: int, text: str) -> IngestResult:
+    return IngestResult(status, text.encode("utf-8"), "text/plain; charset=utf-8")

@@ -1,0 +1,120 @@
+"""IngestService: verify → parse → durable write → acknowledge; every outcome counted."""
+
+from collections.abc import Mapping
+from datetime import datetime
+
+import orjson
+import pytest
+from prometheus_client import CollectorRegistry
+
+from waybill_watch.feeds.base import (
+    Acknowledgement,
+    FeedConfig,
+    FeedError,
+    MalformedBody,
+    ParseResult,
+    SignatureInvalid,
+)
+from waybill_watch.ingest import IngestService
+from waybill_watch.metrics import Metrics
+from waybill_watch.models.envelope import CaptureEnvelope
+
+
+class FakeFeed:
+    name = "canonical"
+    config = FeedConfig()
+
+    def verify(self, headers: Mapping[str, str], body: bytes) -> None:
+        if headers.get("x-waybill-watch-signature") != "good":
+            raise SignatureInvalid("bad_signature", "signature mismatch")
+
+    def parse(self, envelope: CaptureEnvelope) -> ParseResult:
+        if envelope.body == "garbage":
+            raise MalformedBody("bad_json", "not JSON")
+        return ParseResult()
+
+    def acknowledge(self, error: FeedError | None, now: datetime) -> Acknowledgement:
+        status = 200 if error is None else error.http_status
+        reason = "" if error is None else error.reason
+        return Acknowledgement(status, orjson.dumps({"ok": error is None, "reason": reason}))
+
+
+class Sink:
+    def __init__(self, fail: bool = False) -> None:
+        self.fail = fail
+        self.written: list[CaptureEnvelope] = []
+
+    async def __call__(self, envelope: CaptureEnvelope) -> None:
+        if self.fail:
+            raise ConnectionError("broker down")
+        self.written.append(envelope)
+
+
+def _service(sink: Sink, limit: int = 1024) -> tuple[IngestService, Metrics]:
+    metrics = Metrics(CollectorRegistry())
+    service = IngestService(
+        {"canonical": FakeFeed()}, sink, metrics, max_body_bytes=limit, timezone="Asia/Shanghai"
+    )
+    return service, metrics
+
+
+def _count(metrics: Metrics, name: str, **labels: str) -> float:
+    return metrics.registry.get_sample_value(name, labels) or 0.0
+
+
+GOOD = {"X-Waybill-Watch-Signature": "good", "Content-Type": "application/json"}
+
+
+async def test_accepted_request_is_written_then_acknowledged() -> None:
+    sink = Sink()
+    service, metrics = _service(sink)
+    result = await service.handle("canonical", GOOD, b"[]", "application/json")
+    assert result.status == 200
+    assert orjson.loads(result.body) == {"ok": True, "reason": ""}
+    [envelope] = sink.written
+    assert envelope.feed == "canonical" and envelope.body == "[]"
+    assert envelope.headers == {
+        "x-waybill-watch-signature": "good",
+        "content-type": "application/json",
+    }
+    assert envelope.received_at.utcoffset() is not None
+    assert _count(metrics, "waybill_watch_callbacks_accepted_total", feed="canonical") == 1
+
+
+@pytest.mark.parametrize(
+    ("feed", "headers", "body", "status", "reason"),
+    [
+        ("canonical", {}, b"[]", 403, "bad_signature"),
+        ("canonical", GOOD, b"garbage", 400, "bad_json"),
+        ("canonical", GOOD, b"\xff\xfe", 400, "bad_encoding"),
+        ("canonical", GOOD, b"x" * 2000, 413, "body_too_large"),
+        ("nope", GOOD, b"[]", 404, "unknown_feed"),
+    ],
+)
+async def test_refusals_are_answered_counted_and_not_written(
+    feed: str, headers: dict[str, str], body: bytes, status: int, reason: str
+) -> None:
+    sink = Sink()
+    service, metrics = _service(sink)
+    result = await service.handle(feed, headers, body, "application/json")
+    assert result.status == status
+    assert sink.written == []
+    label = feed if feed == "canonical" else "_unknown"
+    assert _count(metrics, "waybill_watch_callbacks_rejected_total", feed=label, reason=reason) == 1
+    assert _count(metrics, "waybill_watch_callbacks_received_total", feed=label) == 1
+
+
+async def test_broker_failure_answers_503_so_the_courier_retries() -> None:
+    service, metrics = _service(Sink(fail=True))
+    result = await service.handle("canonical", GOOD, b"[]", "application/json")
+    assert result.status == 503
+    assert orjson.loads(result.body)["reason"] == "kafka_unavailable"
+    assert (
+        _count(
+            metrics,
+            "waybill_watch_callbacks_rejected_total",
+            feed="canonical",
+            reason="kafka_unavailable",
+        )
+        == 1
+    )
