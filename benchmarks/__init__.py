@@ -1,0 +1,1 @@
+"""Benchmarks (``make bench``): figures are printed with the command that produced them."""

@@ -1,0 +1,27 @@
+"""``python -m benchmarks [ingest|replay ...]``: run the named benchmarks (default: all)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from benchmarks import ingest_bench, replay_bench
+
+BENCHES = {"ingest": ingest_bench.main, "replay": replay_bench.main}
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks")
+    parser.add_argument("names", nargs="*", choices=[*BENCHES, []], default=list(BENCHES))
+    parser.add_argument("--quick", action="store_true", help="smaller runs (smoke-testing)")
+    args = parser.parse_args()
+    for name in args.names or list(BENCHES):
+        print(f"== {name} ==", flush=True)
+        code = BENCHES[name](quick=args.quick)
+        if code:
+            return code
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

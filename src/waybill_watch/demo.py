@@ -1,0 +1,211 @@
+"""``waybill-watch demo`` (``make run``): everything on one machine, stopped by Ctrl-C.
+
+Starts the local Kafka broker (unless ``KAFKA_BOOTSTRAP_SERVERS`` is set, or a broker already
+answers on 127.0.0.1:9092), starts ``waybill-watch worker`` as a child process, sends a built-in
+sample of Kdniao pushes over HTTP and prints every anomaly the worker emits as it arrives.
+On SIGINT/SIGTERM it stops what it started: the worker, then the broker.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import secrets
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import aiohttp
+import orjson
+
+from waybill_watch.devbroker import BrokerError, LocalBroker, wait_until_ready_async
+from waybill_watch.samples import demo_waybills, kdniao_form
+from waybill_watch.settings import Settings
+from waybill_watch.timefmt import local_now
+
+RUN_DIR = Path(".run")
+LOCAL_BOOTSTRAP = "127.0.0.1:9092"
+
+
+def say(text: str) -> None:
+    """Demo narration on stdout, flushed (it is often piped through make)."""
+    print(text, flush=True)
+
+
+def run_demo(duration: float | None = None) -> int:
+    """Run the demo until a signal (or ``duration`` seconds); returns the exit code."""
+    try:
+        return asyncio.run(_demo(duration))
+    except BrokerError as exc:
+        print(f"waybill-watch demo: {exc}", file=sys.stderr)
+        return 2
+
+
+async def _demo(duration: float | None) -> int:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    broker: LocalBroker | None = None
+    worker: subprocess.Popen[bytes] | None = None
+    try:
+        bootstrap, broker = await _broker()
+        settings = Settings(KAFKA_BOOTSTRAP_SERVERS=bootstrap)
+        worker = _start_worker(bootstrap)
+        base = f"http://127.0.0.1:{settings.web_port}"
+        if not await _wait_ready(base, worker, stop):
+            return 0 if stop.is_set() else 1
+        consumer = await _anomaly_consumer(bootstrap, settings.topic("anomalies"))
+        try:
+            await _send_sample(base)
+            say("waiting for anomalies (Ctrl-C to stop) ...")
+            deadline = None if duration is None else time.monotonic() + duration
+            await _print_anomalies(consumer, stop, deadline, worker)
+        finally:
+            await consumer.stop()
+        return 0
+    finally:
+        _stop_worker(worker)
+        if broker is not None:
+            say("stopping the local Kafka broker ...")
+            await asyncio.to_thread(broker.stop)
+        say("demo stopped.")
+
+
+async def _broker() -> tuple[str, LocalBroker | None]:
+    configured = os.environ.get("KAFKA_BOOTSTRAP_SERVERS")
+    if configured:
+        say(f"using Kafka at {configured} (KAFKA_BOOTSTRAP_SERVERS)")
+        return configured, None
+    with contextlib.suppress(BrokerError):
+        await wait_until_ready_async(LOCAL_BOOTSTRAP, 2.0)
+        say(f"using the Kafka broker already running at {LOCAL_BOOTSTRAP}")
+        return LOCAL_BOOTSTRAP, None
+    say("starting a local Kafka broker (first run downloads its jars with Maven) ...")
+    broker = LocalBroker(port=9092, data_dir=RUN_DIR / "broker")
+    bootstrap = await asyncio.to_thread(broker.start)
+    say(f"Kafka is up at {bootstrap} (log: {broker.log_path})")
+    return bootstrap, broker
+
+
+def _start_worker(bootstrap: str) -> subprocess.Popen[bytes]:
+    RUN_DIR.mkdir(exist_ok=True)
+    log_path = RUN_DIR / "worker.log"
+    env = dict(os.environ)
+    env.update(
+        {
+            "KAFKA_BOOTSTRAP_SERVERS": bootstrap,
+            "WAYBILL_WATCH_KDNIAO_APP_KEY": env.get("WAYBILL_WATCH_KDNIAO_APP_KEY")
+            or _demo_app_key(),
+            "WAYBILL_WATCH_ALLOW_UNSIGNED": "true",
+            "WAYBILL_WATCH_TICK_INTERVAL_SECONDS": "2",
+            "WAYBILL_WATCH_DATA_DIR": str(RUN_DIR / "worker"),
+        }
+    )
+    say("!! DEMO MODE: WAYBILL_WATCH_ALLOW_UNSIGNED=true — feeds without a secret accept")
+    say("!! unsigned callbacks. Never run a production worker like this.")
+    say(f"starting the worker (log: {log_path}) ...")
+    with log_path.open("ab") as log:
+        return subprocess.Popen(
+            [sys.executable, "-m", "waybill_watch", "worker"], env=env, stdout=log, stderr=log
+        )
+
+
+def _demo_app_key() -> str:
+    key = os.environ.setdefault("WAYBILL_WATCH_KDNIAO_APP_KEY", "demo-" + secrets.token_hex(8))
+    return key
+
+
+async def _wait_ready(
+    base: str, worker: subprocess.Popen[bytes], stop: asyncio.Event, timeout: float = 180
+) -> bool:
+    deadline = time.monotonic() + timeout
+    async with aiohttp.ClientSession() as http:
+        while time.monotonic() < deadline and not stop.is_set():
+            if worker.poll() is not None:
+                say(f"the worker exited with code {worker.returncode}; see {RUN_DIR}/worker.log")
+                return False
+            with contextlib.suppress(aiohttp.ClientError, asyncio.TimeoutError):
+                async with http.get(f"{base}/readyz", timeout=aiohttp.ClientTimeout(2)) as r:
+                    if r.status == 200:
+                        say(f"worker ready at {base}")
+                        return True
+            await asyncio.sleep(0.5)
+    if not stop.is_set():
+        say(f"the worker did not become ready in {timeout:.0f} s; see {RUN_DIR}/worker.log")
+    return False
+
+
+async def _anomaly_consumer(bootstrap: str, topic: str):  # type: ignore[no-untyped-def]
+    from aiokafka import AIOKafkaConsumer
+
+    consumer = AIOKafkaConsumer(
+        topic,
+        bootstrap_servers=bootstrap,
+        group_id=None,
+        enable_auto_commit=False,
+        auto_offset_reset="latest",
+    )
+    await consumer.start()
+    deadline = time.monotonic() + 30
+    while not consumer.assignment() and time.monotonic() < deadline:  # noqa: ASYNC110
+        await asyncio.sleep(0.1)  # aiokafka has no event for "partitions assigned"
+    tps = sorted(consumer.assignment())
+    await consumer.seek_to_end(*tps)
+    for tp in tps:  # pin the positions now: only this run's anomalies are shown
+        await consumer.position(tp)
+    return consumer
+
+
+async def _send_sample(base: str) -> None:
+    now = local_now()
+    run = now.strftime("%m%d%H%M%S")
+    body = kdniao_form(demo_waybills(now, run), now, os.environ["WAYBILL_WATCH_KDNIAO_APP_KEY"])
+    async with (
+        aiohttp.ClientSession() as http,
+        http.post(
+            f"{base}/callbacks/kdniao",
+            data=body,
+            headers={"Content-Type": "application/x-www-form-urlencoded;charset=utf-8"},
+        ) as response,
+    ):
+        answer = await response.text()
+    say(f"sent a Kdniao push with 4 sample waybills (run {run}): HTTP {response.status} {answer}")
+
+
+async def _print_anomalies(  # type: ignore[no-untyped-def]
+    consumer, stop: asyncio.Event, deadline: float | None, worker: subprocess.Popen[bytes]
+) -> None:
+    while not stop.is_set():
+        if deadline is not None and time.monotonic() > deadline:
+            return
+        if worker.poll() is not None:
+            say(f"the worker exited with code {worker.returncode}; see {RUN_DIR}/worker.log")
+            return
+        batches = await consumer.getmany(timeout_ms=500)
+        for records in batches.values():
+            for record in records:
+                say(_format(orjson.loads(record.value)))
+
+
+def _format(anomaly: dict[str, object]) -> str:
+    reasons = ",".join(str(r) for r in anomaly.get("reasons", []) or [])  # type: ignore[attr-defined]
+    return (
+        f"ANOMALY {anomaly['type']:<20} {anomaly['status']:<8} {anomaly['severity']:<8} "
+        f"{anomaly['subject']}  reasons={reasons}  at={anomaly['detected_at']}"
+    )
+
+
+def _stop_worker(worker: subprocess.Popen[bytes] | None) -> None:
+    if worker is None or worker.poll() is not None:
+        return
+    say("stopping the worker ...")
+    worker.send_signal(signal.SIGTERM)
+    try:
+        worker.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        worker.kill()
+        worker.wait()

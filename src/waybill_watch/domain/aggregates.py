@@ -1,0 +1,142 @@
+"""Site and courier engines: the aggregate detectors, fed by ``Signal``s.
+
+Same style as ``WaybillEngine``: state in (``None`` for a new key), state and events out, plus
+the key's next deadline for the deadline index.
+
+``SiteEngine`` (key ``courier:site``, state ``SiteState``): ``bulk_signing``, ``site_stall_spike``.
+  * ``on_signal(state, signal, now)`` for ``recipient_signed``/``stall_opened``/``stall_resolved``
+  * ``on_due(state, now)``: drops expired signing windows.
+``CourierEngine`` (key courier, state ``CourierState``): ``feed_silence``.
+  * ``on_signal(state, signal, now)`` for ``update_received``
+  * ``on_update_received(state, courier, received_at, now)``: the same without a Signal object
+  * ``on_due(state, now)``: opens ``feed_silence`` when the quiet period has passed.
+``AggregateEngines``: both behind one object for an adapter that keeps site and courier states
+in one table keyed by ``signal.key``: ``on_signal``/``on_due`` dispatch on the signal kind or
+the state's type, ``load`` reads either state from bytes.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Generic, TypeVar
+
+from waybill_watch.domain.aggregate_state import CourierState, SiteState, load_aggregate
+from waybill_watch.domain.clock import from_ms
+from waybill_watch.domain.config import DetectionSettings
+from waybill_watch.domain.detectors import (
+    AggregateDetector,
+    build_courier_detectors,
+    build_site_detectors,
+)
+from waybill_watch.domain.signals import Signal, SignalKind
+from waybill_watch.models.anomaly import AnomalyEvent
+from waybill_watch.timefmt import zone
+
+S = TypeVar("S", SiteState, CourierState)
+
+
+@dataclass(slots=True)
+class AggOutcome(Generic[S]):
+    """What one aggregate engine call produced."""
+
+    state: S
+    anomalies: list[AnomalyEvent] = field(default_factory=list)
+    next_due: datetime | None = None
+
+
+class _AggregateEngine(Generic[S]):
+    def __init__(self, settings: DetectionSettings, detectors: list[AggregateDetector[S]]) -> None:
+        self.settings = settings
+        self.detectors: list[AggregateDetector[S]] = detectors
+        self.tz = zone(settings.local_timezone)
+
+    def _signal(self, state: S, signal: Signal, now: datetime) -> AggOutcome[S]:
+        out = AggOutcome(state)
+        for detector in self.detectors:
+            if signal.kind in detector.kinds:
+                out.anomalies.extend(detector.on_signal(state, signal, now))
+        return self._finish(out)
+
+    def on_due(self, state: S, now: datetime) -> AggOutcome[S]:
+        """Fire every deadline ``<= now`` of this key."""
+        out = AggOutcome(state)
+        for detector in self.detectors:
+            out.anomalies.extend(detector.on_due(state, now))
+        return self._finish(out)
+
+    def _finish(self, out: AggOutcome[S]) -> AggOutcome[S]:
+        dues = [d for d in (det.due(out.state) for det in self.detectors) if d is not None]
+        out.next_due = from_ms(min(dues), self.tz) if dues else None
+        return out
+
+
+class SiteEngine(_AggregateEngine[SiteState]):
+    """``courier:site`` scope: ``bulk_signing`` and ``site_stall_spike``."""
+
+    def __init__(self, settings: DetectionSettings) -> None:
+        super().__init__(settings, build_site_detectors(settings))
+
+    def on_signal(
+        self, state: SiteState | None, signal: Signal, now: datetime
+    ) -> AggOutcome[SiteState]:
+        """Take one site signal (routed by ``signal.key``)."""
+        if state is None:
+            state = SiteState(signal.key, signal.courier, signal.site or "")
+        return self._signal(state, signal, now)
+
+
+class CourierEngine(_AggregateEngine[CourierState]):
+    """Courier scope: ``feed_silence``."""
+
+    def __init__(self, settings: DetectionSettings) -> None:
+        super().__init__(settings, build_courier_detectors(settings))
+
+    def on_signal(
+        self, state: CourierState | None, signal: Signal, now: datetime
+    ) -> AggOutcome[CourierState]:
+        """Take one ``update_received`` signal (routed by ``signal.key`` = courier)."""
+        if state is None:
+            state = CourierState(signal.courier)
+        return self._signal(state, signal, now)
+
+    def on_update_received(
+        self, state: CourierState | None, courier: str, received_at: datetime, now: datetime
+    ) -> AggOutcome[CourierState]:
+        """Count one waybill update of ``courier`` received at ``received_at``."""
+        signal = Signal(SignalKind.UPDATE_RECEIVED, key=courier, courier=courier, at=received_at)
+        return self.on_signal(state, signal, now)
+
+
+AggregateState = SiteState | CourierState
+
+
+class AggregateEngines:
+    """``SiteEngine`` and ``CourierEngine`` behind one object, dispatching by signal kind."""
+
+    def __init__(self, settings: DetectionSettings) -> None:
+        self.site = SiteEngine(settings)
+        self.courier = CourierEngine(settings)
+
+    def on_signal(
+        self, state: AggregateState | None, signal: Signal, now: datetime
+    ) -> AggOutcome[SiteState] | AggOutcome[CourierState]:
+        """Route one signal to the engine of its kind (``state`` must be of that kind)."""
+        if signal.for_site:
+            site_state = state if isinstance(state, SiteState) else None
+            return self.site.on_signal(site_state, signal, now)
+        courier_state = state if isinstance(state, CourierState) else None
+        return self.courier.on_signal(courier_state, signal, now)
+
+    def on_due(
+        self, state: AggregateState, now: datetime
+    ) -> AggOutcome[SiteState] | AggOutcome[CourierState]:
+        """Fire the deadlines ``<= now`` of one site or courier."""
+        if isinstance(state, SiteState):
+            return self.site.on_due(state, now)
+        return self.courier.on_due(state, now)
+
+    @staticmethod
+    def load(data: bytes | bytearray | memoryview | str) -> AggregateState:
+        """Read a stored site or courier state."""
+        return load_aggregate(data)

@@ -1,0 +1,81 @@
+"""Clocks and instant arithmetic for the core.
+
+The core never reads the time itself: every engine call receives ``now``. Adapters pick the
+clock (contract §8 ``WAYBILL_WATCH_CLOCK``): ``WallClock`` in a live worker, ``StreamClock``
+(the largest ``received_at`` seen) in replay and in workers that must behave like replay.
+
+Internally the core keeps instants as integer epoch milliseconds: compact in per-waybill state,
+exact to compare, and cheap to order in the deadline heap.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta, tzinfo
+from typing import Protocol
+
+from waybill_watch.timefmt import zone
+
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_MS = timedelta(milliseconds=1)
+HOUR_MS = 3_600_000
+MINUTE_MS = 60_000
+
+
+def to_ms(value: datetime) -> int:
+    """Epoch milliseconds of an aware datetime (exact, no float rounding)."""
+    return (value - EPOCH) // _MS
+
+
+def from_ms(ms: int, tz: tzinfo = UTC) -> datetime:
+    """The aware datetime of epoch milliseconds ``ms``, shown in ``tz``."""
+    return (EPOCH + timedelta(milliseconds=ms)).astimezone(tz)
+
+
+def hours_ms(hours: float) -> int:
+    """A duration in hours as whole milliseconds."""
+    return round(hours * HOUR_MS)
+
+
+class Clock(Protocol):
+    """Anything that tells the core what time it is."""
+
+    def now(self) -> datetime:
+        """The current instant (aware)."""
+        ...
+
+
+class WallClock:
+    """The machine's clock, shown in ``tz`` (the live worker's default)."""
+
+    def __init__(self, tz: str = "Asia/Shanghai") -> None:
+        self._tz = zone(tz)
+
+    def now(self) -> datetime:
+        """The wall-clock instant."""
+        return datetime.now(tz=self._tz)
+
+
+class StreamClock:
+    """Time as seen by the stream: the largest ``received_at`` observed; never goes backwards.
+
+    Before anything was observed ``now()`` is the epoch, so a tick fires no deadline.
+    """
+
+    def __init__(self, start: datetime | None = None) -> None:
+        self._now = start if start is not None else EPOCH
+        self._now_ms = to_ms(self._now)
+
+    def observe(self, received_at: datetime) -> datetime:
+        """Advance to ``received_at`` if it is later than the current time; return ``now()``."""
+        ms = to_ms(received_at)
+        if ms > self._now_ms:
+            self._now, self._now_ms = received_at, ms
+        return self._now
+
+    def now(self) -> datetime:
+        """The largest ``received_at`` observed so far."""
+        return self._now
+
+    def now_ms(self) -> int:
+        """``now()`` as epoch milliseconds."""
+        return self._now_ms

@@ -1,0 +1,85 @@
+"""Deadline index: which keys (waybills, sites, couriers) are due, without scanning them all.
+
+Deadlines ("48 h without a scan", "promise passed", "30 min of feed silence") live in our own
+state, never in Faust windows or timers (those close on wall-clock time and lose their place
+across restarts). Each engine call returns the key's ``next_due``; the adapter records it here
+and a clock tick asks ``pop_due(now)`` for the keys to wake up. A tick costs O(due · log n), not
+O(active keys).
+
+``InMemoryDeadlineIndex`` (replay, tests) is a heap with lazy deletion: re-scheduling pushes a
+new entry and records the key's current due; stale heap entries are skipped when popped, and the
+heap is rebuilt when stale entries outnumber live ones. The worker uses a table-backed index
+with time buckets and the same two calls.
+"""
+
+from __future__ import annotations
+
+import heapq
+from datetime import datetime
+from typing import Protocol
+
+from waybill_watch.domain.clock import to_ms
+
+
+class DeadlineIndex(Protocol):
+    """Keys with their next due time."""
+
+    def schedule(self, key: str, due: datetime | None) -> None:
+        """Set ``key``'s due time, replacing any previous one; ``None`` removes it."""
+        ...
+
+    def pop_due(self, now: datetime) -> list[str]:
+        """Remove and return every key due at or before ``now``, by (due, key)."""
+        ...
+
+
+class InMemoryDeadlineIndex:
+    """Heap + current-due map with lazy deletion."""
+
+    def __init__(self) -> None:
+        self._heap: list[tuple[int, str]] = []
+        self._due: dict[str, int] = {}
+        #: Heap entries looked at by ``pop_due`` (live or stale), for cost tests and metrics.
+        self.examined = 0
+
+    def __len__(self) -> int:
+        return len(self._due)
+
+    def due_of(self, key: str) -> int | None:
+        """The key's due time in epoch ms, if scheduled."""
+        return self._due.get(key)
+
+    def schedule(self, key: str, due: datetime | None) -> None:
+        if due is None:
+            self._due.pop(key, None)
+            return
+        ms = to_ms(due)
+        if self._due.get(key) == ms:
+            return
+        self._due[key] = ms
+        heapq.heappush(self._heap, (ms, key))
+        if len(self._heap) > 2 * len(self._due) + 1024:
+            self._compact()
+
+    def pop_due(self, now: datetime) -> list[str]:
+        limit = to_ms(now)
+        heap, current = self._heap, self._due
+        out: list[str] = []
+        while heap and heap[0][0] <= limit:
+            ms, key = heapq.heappop(heap)
+            self.examined += 1
+            if current.get(key) == ms:
+                del current[key]
+                out.append(key)
+        return out
+
+    def next_due(self) -> int | None:
+        """The earliest live due time in epoch ms (drops stale heap tops on the way)."""
+        heap, current = self._heap, self._due
+        while heap and current.get(heap[0][1]) != heap[0][0]:
+            heapq.heappop(heap)
+        return heap[0][0] if heap else None
+
+    def _compact(self) -> None:
+        self._heap = [(ms, key) for key, ms in self._due.items()]
+        heapq.heapify(self._heap)

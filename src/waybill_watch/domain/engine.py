@@ -1,0 +1,189 @@
+"""The per-waybill engine: the one entry point the Faust adapter and replay both call.
+
+Every call takes the waybill's state (``None`` for a waybill never seen), one input and the
+clock's ``now``, and returns an ``Outcome``: the new state, the anomaly events in emission
+order, the scans not seen before (to forward to ``tracking.events``), the signals for the site
+and courier engines, and the waybill's next deadline (to put in the deadline index).
+
+* ``on_update(state, update, now)``: one push's scans and courier alerts;
+* ``on_order(state, order, now)``: one merchant order event;
+* ``on_due(state, now)``: the clock passed the waybill's deadline.
+
+Before applying a new fact, any deadline already passed (``next_due <= now``) fires on the
+facts received before it, so the outcome does not depend on when the adapter's tick ran.
+Facts are applied idempotently (duplicates by ``event_id`` / order content are absorbed) and
+every detector then re-reads the event-time-sorted facts, so arrival order does not matter.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from waybill_watch.domain.clock import from_ms, to_ms
+from waybill_watch.domain.config import DetectionSettings
+from waybill_watch.domain.detectors import WaybillDetector, build_waybill_detectors
+from waybill_watch.domain.episodes import Subject, Transition, ladder, make_event, reconcile
+from waybill_watch.domain.signals import Signal, SignalKind, site_key
+from waybill_watch.domain.state import WaybillState
+from waybill_watch.domain.types import Scan, SignType, Status, WaybillUpdate
+from waybill_watch.models.anomaly import AnomalyEvent
+from waybill_watch.models.order import OrderEvent
+from waybill_watch.timefmt import format_rfc3339, zone
+
+STALL = "transit_stall"
+
+
+@dataclass(slots=True)
+class Outcome:
+    """What one engine call produced."""
+
+    state: WaybillState
+    anomalies: list[AnomalyEvent] = field(default_factory=list)
+    new_scans: list[Scan] = field(default_factory=list)
+    signals: list[Signal] = field(default_factory=list)
+    next_due: datetime | None = None
+
+
+class WaybillEngine:
+    """Runs the registered waybill detectors over one waybill's state."""
+
+    def __init__(self, settings: DetectionSettings) -> None:
+        self.settings = settings
+        self.detectors: list[WaybillDetector] = build_waybill_detectors(settings)
+        self.tz = zone(settings.local_timezone)
+
+    def on_update(
+        self, state: WaybillState | None, update: WaybillUpdate, now: datetime
+    ) -> Outcome:
+        """Apply one push (scans and alerts) for one waybill."""
+        if state is None:
+            state = WaybillState(update.waybill, update.courier)
+        elif state.courier is None:
+            state.courier = update.courier
+        if update.merchant and state.merchant_hint is None:
+            state.merchant_hint = update.merchant
+        out = Outcome(state)
+        now_ms = to_ms(now)
+        self._fire_passed(out, now, now_ms)
+        out.signals.append(
+            Signal(
+                SignalKind.UPDATE_RECEIVED,
+                key=update.courier,
+                courier=update.courier,
+                at=update.received_at,
+                waybill=update.waybill,
+            )
+        )
+        fresh = state.add_scans(update.scans)
+        for record, scan in fresh:
+            out.new_scans.append(scan)
+            if (
+                record.status is Status.DELIVERED
+                and record.sign_type is SignType.RECIPIENT
+                and record.site
+            ):
+                out.signals.append(
+                    Signal(
+                        SignalKind.RECIPIENT_SIGNED,
+                        key=site_key(scan.courier, record.site),
+                        courier=scan.courier,
+                        at=scan.event_time,
+                        site=record.site,
+                        waybill=state.waybill,
+                        ref=scan.event_id,
+                    )
+                )
+        changed = bool(fresh)
+        for alert in update.alerts:
+            changed = state.add_alert(alert) or changed
+        if changed:
+            self._evaluate(out, now, now_ms)
+        return self._finish(out)
+
+    def on_order(self, state: WaybillState | None, order: OrderEvent, now: datetime) -> Outcome:
+        """Apply one merchant order event."""
+        if state is None:
+            state = WaybillState(order.waybill, order.courier)
+        out = Outcome(state)
+        now_ms = to_ms(now)
+        self._fire_passed(out, now, now_ms)
+        if state.add_order(order) is not None:
+            self._evaluate(out, now, now_ms)
+        return self._finish(out)
+
+    def on_due(self, state: WaybillState, now: datetime) -> Outcome:
+        """Fire every deadline ``<= now`` on the facts received so far."""
+        out = Outcome(state)
+        self._evaluate(out, now, to_ms(now))
+        return self._finish(out)
+
+    # -- internals ------------------------------------------------------------------------
+
+    def _fire_passed(self, out: Outcome, now: datetime, now_ms: int) -> None:
+        due = out.state.next_due
+        if due is not None and due <= now_ms:
+            self._evaluate(out, now, now_ms)
+
+    def _evaluate(self, out: Outcome, now: datetime, now_ms: int) -> None:
+        state = out.state
+        next_due: int | None = None
+        for detector in self.detectors:
+            verdict = detector.evaluate(state, state.episodes.get(detector.type), now_ms)
+            if verdict.due is not None and verdict.due > now_ms:
+                next_due = verdict.due if next_due is None else min(next_due, verdict.due)
+            if verdict.desired is None and verdict.resolved_by is None:
+                continue
+            for step in reconcile(state.episodes, detector.type, detector.reasons, verdict, now_ms):
+                event = self._event(detector, step, state, now)
+                out.anomalies.append(event)
+                if detector.type == STALL and step.status != "updated":
+                    self._stall_signal(out, step, event, now)
+        state.next_due = next_due
+
+    def _event(
+        self, detector: WaybillDetector, step: Transition, state: WaybillState, now: datetime
+    ) -> AnomalyEvent:
+        episode = step.episode
+        evidence = step.evidence()
+        actions = []
+        if step.status == "resolved":
+            evidence["opened_at"] = format_rfc3339(from_ms(episode.opened, now.tzinfo or self.tz))
+        elif detector.ladder:
+            actions = ladder(from_ms(episode.opened, now.tzinfo or self.tz), detector.ladder)
+        subject = Subject(
+            state.waybill, waybill=state.waybill, courier=state.courier, merchant=state.merchant
+        )
+        return make_event(
+            detector.type,
+            step.status,
+            subject,
+            episode.key,
+            episode.reasons,
+            now,
+            evidence,
+            actions,
+        )
+
+    @staticmethod
+    def _stall_signal(out: Outcome, step: Transition, event: AnomalyEvent, now: datetime) -> None:
+        site, courier = step.episode.site, out.state.courier
+        if not site or not courier:
+            return
+        kind = SignalKind.STALL_OPENED if step.status == "open" else SignalKind.STALL_RESOLVED
+        out.signals.append(
+            Signal(
+                kind,
+                key=site_key(courier, site),
+                courier=courier,
+                at=now,
+                site=site,
+                waybill=out.state.waybill,
+                ref=event.anomaly_id,
+            )
+        )
+
+    def _finish(self, out: Outcome) -> Outcome:
+        due = out.state.next_due
+        out.next_due = from_ms(due, self.tz) if due is not None else None
+        return out

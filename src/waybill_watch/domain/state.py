@@ -1,0 +1,213 @@
+"""Per-waybill state: the facts the detectors need, bounded, kept in event-time order.
+
+One ``WaybillState`` is stored per waybill (a Faust table value in the worker, millions of them),
+so it keeps compact records, not the wire models:
+
+* ``scans``: scan summaries sorted by ``(event_time, lifecycle rank, event_id)`` whatever order
+  they arrived in; at most ``MAX_SCANS`` (routine transport scans are dropped first, oldest
+  first, so milestones such as ``delivered`` survive); courier text is kept (masked, truncated)
+  only for statuses whose text is evidence (exceptions, deliveries, lockers).
+* ``evicted``: short hashes of dropped scans' event ids, so a re-push of a dropped scan is
+  still recognised as a duplicate.
+* ``orders``: merchant order facts (deduplicated by a hash of their content).
+* ``alerts``: the latest courier alert per kind.
+* ``episodes``: the open episode per anomaly type (see ``episodes.py``).
+* ``next_due``: the earliest deadline of any detector (epoch ms).
+
+Serialisation (``to_bytes``/``from_bytes``) is orjson of plain lists with a version number first.
+"""
+
+from __future__ import annotations
+
+import bisect
+from dataclasses import dataclass, field
+
+import orjson
+
+from waybill_watch.domain.clock import to_ms
+from waybill_watch.domain.records import (
+    NO_KEY,
+    ORDER_KINDS,
+    RANK,
+    ROUTINE,
+    STATUS_CODES,
+    AlertFact,
+    Episode,
+    OrderFact,
+    ScanRecord,
+    short_ref,
+)
+from waybill_watch.domain.types import CourierAlert, CourierAlertKind, Scan
+from waybill_watch.models.order import OrderEvent
+
+STATE_VERSION = 1
+MAX_SCANS = 64
+MAX_EVICTED = 512
+MAX_ORDER_FACTS = 32
+
+__all__ = [
+    "MAX_EVICTED",
+    "MAX_ORDER_FACTS",
+    "MAX_SCANS",
+    "NO_KEY",
+    "RANK",
+    "STATE_VERSION",
+    "STATUS_CODES",
+    "AlertFact",
+    "Episode",
+    "OrderFact",
+    "ScanRecord",
+    "WaybillState",
+]
+
+
+@dataclass(slots=True)
+class WaybillState:
+    """Everything kept about one waybill between events."""
+
+    waybill: str
+    courier: str | None = None
+    merchant_hint: str | None = None  # from the courier push, when orders name none
+    scans: list[ScanRecord] = field(default_factory=list)
+    evicted: list[str] = field(default_factory=list)  # sorted short refs
+    orders: list[OrderFact] = field(default_factory=list)  # sorted by (t, ref)
+    alerts: dict[CourierAlertKind, AlertFact] = field(default_factory=dict)
+    episodes: dict[str, Episode] = field(default_factory=dict)
+    next_due: int | None = None  # epoch ms
+    last_scan_received: int | None = None  # epoch ms, when a not-seen-before scan last arrived
+
+    # -- applying facts -------------------------------------------------------------------
+
+    def add_scans(self, scans: list[Scan]) -> list[tuple[ScanRecord, Scan]]:
+        """Insert the scans not seen before; return them (record, scan) in event-time order."""
+        seen = {r.event_id for r in self.scans}
+        fresh: list[tuple[ScanRecord, Scan]] = []
+        for scan in scans:
+            if scan.event_id in seen or self._was_evicted(scan.event_id):
+                continue
+            seen.add(scan.event_id)
+            record = ScanRecord.from_scan(scan)
+            bisect.insort(self.scans, record, key=lambda r: r.order)
+            fresh.append((record, scan))
+            received = to_ms(scan.received_at)
+            if self.last_scan_received is None or received > self.last_scan_received:
+                self.last_scan_received = received
+        while len(self.scans) > MAX_SCANS:
+            self._evict_one()
+        fresh.sort(key=lambda item: item[0].order)
+        return fresh
+
+    def add_order(self, event: OrderEvent) -> OrderFact | None:
+        """Record an order event; ``None`` when the same event was seen before."""
+        fact = OrderFact.from_event(event)
+        if any(f.ref == fact.ref for f in self.orders):
+            return None
+        bisect.insort(self.orders, fact, key=lambda f: f.order)
+        if len(self.orders) > MAX_ORDER_FACTS:
+            # Keep every kind represented: drop the oldest fact of the most frequent kind.
+            counts = {k: sum(1 for f in self.orders if f.kind == k) for k in ORDER_KINDS}
+            crowded = max(ORDER_KINDS, key=lambda k: counts[k])
+            self.orders.remove(next(f for f in self.orders if f.kind == crowded))
+        if self.courier is None and event.courier:
+            self.courier = event.courier
+        return fact
+
+    def add_alert(self, alert: CourierAlert) -> bool:
+        """Keep the latest alert per kind; ``True`` when it changed what is known."""
+        fact = AlertFact.from_alert(alert)
+        current = self.alerts.get(fact.kind)
+        if current is not None and (current.received, current.reported) >= (
+            fact.received,
+            fact.reported,
+        ):
+            return False
+        self.alerts[fact.kind] = fact
+        return True
+
+    def _was_evicted(self, event_id: str) -> bool:
+        if not self.evicted:
+            return False
+        ref = short_ref(event_id)
+        i = bisect.bisect_left(self.evicted, ref)
+        return i < len(self.evicted) and self.evicted[i] == ref
+
+    def _evict_one(self) -> None:
+        victim = min(self.scans, key=lambda r: (r.status not in ROUTINE, r.order))
+        self.scans.remove(victim)
+        bisect.insort(self.evicted, short_ref(victim.event_id))
+        if len(self.evicted) > MAX_EVICTED:
+            del self.evicted[0]
+
+    # -- derived facts --------------------------------------------------------------------
+
+    @property
+    def latest_scan(self) -> ScanRecord | None:
+        return self.scans[-1] if self.scans else None
+
+    def facts(self, kind: str) -> list[OrderFact]:
+        """Order facts of one kind, oldest first."""
+        return [f for f in self.orders if f.kind == kind]
+
+    @property
+    def merchant(self) -> str | None:
+        """The merchant named by the latest order event that names one."""
+        for fact in reversed(self.orders):
+            if fact.merchant:
+                return fact.merchant
+        return self.merchant_hint
+
+    @property
+    def promise(self) -> int | None:
+        """``promised_delivery_at`` of the latest shipped event that states one."""
+        for fact in reversed(self.orders):
+            if fact.kind == "shipped" and fact.promise is not None:
+                return fact.promise
+        return None
+
+    @property
+    def destination_city(self) -> str | None:
+        """Destination city of the latest shipped event that states one."""
+        for fact in reversed(self.orders):
+            if fact.kind == "shipped" and fact.city:
+                return fact.city
+        return None
+
+    # -- serialisation --------------------------------------------------------------------
+
+    def to_bytes(self) -> bytes:
+        return orjson.dumps(
+            [
+                STATE_VERSION,
+                self.waybill,
+                self.courier,
+                self.merchant_hint,
+                [r.dump() for r in self.scans],
+                self.evicted,
+                [f.dump() for f in self.orders],
+                [a.dump() for a in sorted(self.alerts.values(), key=lambda a: a.kind)],
+                {t: e.dump() for t, e in sorted(self.episodes.items())},
+                self.next_due,
+                self.last_scan_received,
+            ]
+        )
+
+    @classmethod
+    def from_bytes(cls, data: bytes | bytearray | memoryview | str) -> WaybillState:
+        raw = orjson.loads(data)
+        if not isinstance(raw, list) or not raw or raw[0] != STATE_VERSION:
+            version = raw[0] if isinstance(raw, list) and raw else None
+            raise ValueError(f"unsupported waybill state version {version!r}")
+        (_, waybill, courier, hint, scans, evicted, orders, alerts, episodes, due, recv) = raw
+        loaded_alerts = [AlertFact.load(a) for a in alerts]
+        return cls(
+            waybill=waybill,
+            courier=courier,
+            merchant_hint=hint,
+            scans=[ScanRecord.load(r) for r in scans],
+            evicted=list(evicted),
+            orders=[OrderFact.load(f) for f in orders],
+            alerts={a.kind: a for a in loaded_alerts},
+            episodes={t: Episode.load(e) for t, e in episodes.items()},
+            next_due=due,
+            last_scan_received=recv,
+        )

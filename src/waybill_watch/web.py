@@ -1,0 +1,71 @@
+"""aiohttp routes shared by the worker (mounted on Faust's web server) and ``ingest``.
+
+``POST /callbacks/{feed}``, ``GET /metrics``, ``GET /healthz``, ``GET /readyz`` (contract §8).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+
+from aiohttp import web
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+
+from waybill_watch.ingest import IngestService
+
+#: Returns ``(ready, detail)``: connected to Kafka and every topic present.
+ReadinessProbe = Callable[[], Awaitable[tuple[bool, str]]]
+
+
+async def read_limited(request: web.Request, limit: int) -> bytes:
+    """The body, or at most ``limit + 1`` bytes of it (so the caller can answer 413)."""
+    chunks: list[bytes] = []
+    size = 0
+    while size <= limit:
+        chunk = await request.content.read(min(65536, limit + 1 - size))
+        if not chunk:
+            break
+        chunks.append(chunk)
+        size += len(chunk)
+    return b"".join(chunks)
+
+
+def add_routes(
+    router: web.UrlDispatcher,
+    ingest: IngestService,
+    registry: CollectorRegistry,
+    readiness: ReadinessProbe,
+) -> None:
+    """Register the contract's endpoints on an aiohttp router."""
+
+    async def callback(request: web.Request) -> web.Response:
+        body = await read_limited(request, ingest.max_body_bytes)
+        result = await ingest.handle(
+            request.match_info["feed"], request.headers, body, request.content_type
+        )
+        content_type, _, charset = result.content_type.partition("; charset=")
+        return web.Response(
+            status=result.status,
+            body=result.body,
+            content_type=content_type,
+            charset=charset or None,
+        )
+
+    async def metrics(_: web.Request) -> web.Response:
+        response = web.Response(body=generate_latest(registry))
+        response.headers["Content-Type"] = CONTENT_TYPE_LATEST
+        return response
+
+    async def healthz(_: web.Request) -> web.Response:
+        return web.json_response({"status": "ok"})
+
+    async def readyz(_: web.Request) -> web.Response:
+        ready, detail = await readiness()
+        return web.json_response(
+            {"status": "ready" if ready else "not ready", "detail": detail},
+            status=200 if ready else 503,
+        )
+
+    router.add_post("/callbacks/{feed}", callback)
+    router.add_get("/metrics", metrics)
+    router.add_get("/healthz", healthz)
+    router.add_get("/readyz", readyz)

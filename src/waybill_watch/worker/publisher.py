@@ -1,0 +1,57 @@
+"""A durable producer for ingest: a callback is acknowledged only after Kafka acknowledged it."""
+
+from __future__ import annotations
+
+import asyncio
+
+from aiokafka import AIOKafkaProducer
+
+from waybill_watch import jsonio
+from waybill_watch.models.envelope import CaptureEnvelope
+
+
+class RawPublisher:
+    """Writes capture envelopes to ``tracking.raw`` with acks=all and idempotence."""
+
+    def __init__(self, bootstrap: str, topic: str, *, request_timeout_ms: int = 15_000) -> None:
+        self.topic = topic
+        self.bootstrap = bootstrap
+        self.request_timeout_ms = request_timeout_ms
+        self._producer: AIOKafkaProducer | None = None
+
+    async def start(self) -> None:
+        """Connect (aiokafka binds the producer to the running loop, so it is made here)."""
+        producer = AIOKafkaProducer(
+            bootstrap_servers=self.bootstrap,
+            acks="all",
+            enable_idempotence=True,
+            linger_ms=2,
+            request_timeout_ms=self.request_timeout_ms,
+        )
+        await producer.start()
+        self._producer = producer
+
+    async def stop(self) -> None:
+        producer, self._producer = self._producer, None
+        if producer is not None:
+            await producer.stop()
+
+    async def __call__(self, envelope: CaptureEnvelope) -> None:
+        """Send and wait for the broker's acknowledgement (raises on failure)."""
+        if self._producer is None:
+            raise RuntimeError("raw publisher is not started")
+        await self._producer.send_and_wait(self.topic, jsonio.dumps(envelope))
+
+    async def readiness(self, topics: tuple[str, ...]) -> tuple[bool, str]:
+        """Connected to Kafka and every topic present (a metadata request to the cluster)."""
+        if self._producer is None:
+            return False, "producer not started"
+        try:
+            metadata = await asyncio.wait_for(self._producer.client.fetch_all_metadata(), 5.0)
+            known = metadata.topics()
+        except Exception as exc:  # any client error means "not ready", with the reason
+            return False, f"metadata request failed: {exc!r}"
+        missing = [t for t in topics if t not in known]
+        if missing:
+            return False, f"missing topics: {missing}"
+        return True, "ok"

@@ -1,0 +1,116 @@
+"""Topic names (contract §7) and their creation with the right partition counts.
+
+Faust only creates its internal topics; the contract topics are created here before the app
+starts, because a topic auto-created with one partition would not be co-partitioned with the
+per-waybill table (faust raises PartitionsMismatch on the first write).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.errors import TopicAlreadyExistsError
+
+from waybill_watch.settings import Settings
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class TopicNames:
+    """Every topic the app reads or writes, prefixed."""
+
+    raw: str
+    events: str
+    orders: str
+    anomalies: str
+    dlq: str
+    updates: str  # internal: one push's scans for one waybill (+ ticks), keyed by waybill
+    signals: str  # internal: facts re-keyed by courier or courier:site (+ ticks)
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> TopicNames:
+        t = settings.topic
+        return cls(
+            raw=t("tracking.raw"),
+            events=t("tracking.events"),
+            orders=t("orders.events"),
+            anomalies=t("anomalies"),
+            dlq=t("tracking.dlq"),
+            updates=t("waybill-watch.updates"),
+            signals=t("waybill-watch.signals"),
+        )
+
+    def keyed_by_waybill(self) -> tuple[str, ...]:
+        """Topics co-partitioned with the per-waybill table."""
+        return (self.events, self.orders, self.updates)
+
+    def all(self) -> tuple[str, ...]:
+        return (
+            self.raw,
+            self.events,
+            self.orders,
+            self.anomalies,
+            self.dlq,
+            self.updates,
+            self.signals,
+        )
+
+
+class TopicLayoutError(RuntimeError):
+    """An existing topic has a partition count that breaks co-partitioning."""
+
+
+async def ensure_topics(settings: Settings, names: TopicNames | None = None) -> TopicNames:
+    """Create missing topics; fail clearly when co-partitioned topics disagree."""
+    names = names or TopicNames.from_settings(settings)
+    admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap_servers)
+    await admin.start()
+    try:
+        existing = set(await admin.list_topics())
+        missing = [n for n in names.all() if n not in existing]
+        if missing:
+            new = [NewTopic(n, settings.partitions, settings.replication_factor) for n in missing]
+            with contextlib.suppress(TopicAlreadyExistsError):  # another worker won the race
+                await admin.create_topics(new)
+            log.info("created topics %s with %d partitions", missing, settings.partitions)
+        described = await _wait_for_leaders(admin, list(names.all()), timeout=30.0)
+        counts = {
+            d["topic"]: len(d["partitions"])
+            for d in described
+            if d["topic"] in names.keyed_by_waybill()
+        }
+        if len(set(counts.values())) > 1:
+            raise TopicLayoutError(
+                f"topics keyed by waybill must have the same partition count, got {counts}"
+            )
+    finally:
+        await admin.close()
+    return names
+
+
+async def _wait_for_leaders(
+    admin: AIOKafkaAdminClient, topics: list[str], *, timeout: float
+) -> list[dict[str, Any]]:
+    """Describe ``topics`` once every partition has a leader (fresh topics need a moment)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        described: list[dict[str, Any]] = await admin.describe_topics(topics)
+        leaderless = [
+            d["topic"]
+            for d in described
+            if d.get("error_code") or any(p.get("leader", -1) < 0 for p in d["partitions"])
+        ]
+        if not leaderless or time.monotonic() > deadline:
+            if leaderless:
+                log.warning(
+                    "topics without partition leaders after %.0f s: %s", timeout, leaderless
+                )
+            return described
+        await asyncio.sleep(0.2)

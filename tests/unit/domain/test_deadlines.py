@@ -1,0 +1,84 @@
+"""The deadline index: replace-on-schedule, deterministic order, O(due) ticks."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from waybill_watch.domain.config import DetectionSettings
+from waybill_watch.domain.deadlines import InMemoryDeadlineIndex
+from waybill_watch.domain.engine import Outcome, WaybillEngine
+from waybill_watch.domain.state import WaybillState
+
+from .helpers import at, push, scan
+
+
+def test_schedule_replaces_and_none_removes() -> None:
+    index = InMemoryDeadlineIndex()
+    index.schedule("a", at(5))
+    index.schedule("a", at(9))
+    index.schedule("b", at(3))
+    index.schedule("b", None)
+    assert index.pop_due(at(8)) == []
+    assert index.pop_due(at(9)) == ["a"]
+    assert index.pop_due(at(100)) == []
+    assert len(index) == 0
+
+
+def test_pop_due_orders_by_due_then_key_and_includes_now() -> None:
+    index = InMemoryDeadlineIndex()
+    for key, hours in (("c", 2), ("b", 2), ("a", 3), ("d", 1), ("e", 4)):
+        index.schedule(key, at(hours))
+    assert index.pop_due(at(3)) == ["d", "b", "c", "a"]
+    assert index.next_due() is not None
+    assert index.pop_due(at(3, 59)) == []
+
+
+def test_stale_entries_are_compacted() -> None:
+    index = InMemoryDeadlineIndex()
+    for i in range(5000):
+        index.schedule("same", at(0, i))
+    assert len(index) == 1
+    assert len(index._heap) < 3000
+    assert index.pop_due(at(1000)) == ["same"]
+
+
+class CountingEngine(WaybillEngine):
+    """Counts how many waybills a tick hands to the engine."""
+
+    calls = 0
+
+    def on_due(self, state: WaybillState, now: datetime) -> Outcome:
+        CountingEngine.calls += 1
+        return super().on_due(state, now)
+
+
+def test_a_tick_with_ten_due_among_100000_active_waybills_examines_ten() -> None:
+    engine = CountingEngine(DetectionSettings())
+    index = InMemoryDeadlineIndex()
+    states: dict[str, WaybillState] = {}
+    due_for_scan_time: dict[datetime, datetime | None] = {}  # engine's due per last-scan time
+    for i in range(100_000):
+        waybill = f"YT{i:013d}"
+        if i % 10_000 == 0:  # ten waybills last scanned at T0: due at +48 h
+            out = engine.on_update(None, push(scan("in_transit", at(0), waybill=waybill)), at(0))
+            states[waybill] = out.state
+            index.schedule(waybill, out.next_due)
+            continue
+        when = at(1 + i % 40, i % 60)  # the rest: last scans spread over later hours
+        if when not in due_for_scan_time:
+            out = engine.on_update(None, push(scan("in_transit", when)), when)
+            due_for_scan_time[when] = out.next_due
+        index.schedule(waybill, due_for_scan_time[when])
+    assert len(index) == 100_000
+
+    examined_before = index.examined
+    calls_before = CountingEngine.calls
+    due = index.pop_due(at(48, 30))
+    assert len(due) == 10
+    for waybill in due:
+        out = engine.on_due(states[waybill], at(48, 30))
+        assert [e.type for e in out.anomalies] == ["transit_stall"]
+        index.schedule(waybill, out.next_due)
+    assert CountingEngine.calls - calls_before == 10
+    assert index.examined - examined_before == 10
+    assert len(index) == 100_000 - 10
