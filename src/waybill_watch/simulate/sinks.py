@@ -1,0 +1,149 @@
+"""Where simulated envelopes go: a capture file, the HTTP callbacks, or ``tracking.raw``.
+
+aiohttp and aiokafka are imported lazily inside the async sinks, so the generator and the
+file sink (tests, benchmarks, replay) never load them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+import time
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO, Any
+
+from waybill_watch.simulate.encode import Envelope
+
+
+@contextmanager
+def _open_out(path: str) -> Iterator[IO[bytes]]:
+    if path == "-":
+        yield sys.stdout.buffer
+        sys.stdout.buffer.flush()
+        return
+    with Path(path).open("wb", buffering=1 << 20) as handle:
+        yield handle
+
+
+def write_capture(envelopes: Iterable[Envelope], path: str) -> int:
+    """Write JSON Lines of capture envelopes; returns how many."""
+    count = 0
+    with _open_out(path) as out:
+        write = out.write
+        for envelope in envelopes:
+            write(envelope.line())
+            count += 1
+    return count
+
+
+class Pacer:
+    """Holds envelopes back so simulated time runs ``speed`` times as fast as the wall clock."""
+
+    def __init__(self, speed: float | None) -> None:
+        self.speed = speed
+        self._origin: tuple[int, float] | None = None
+
+    async def wait(self, at: int) -> None:
+        if not self.speed:
+            return
+        if self._origin is None:
+            self._origin = (at, time.monotonic())
+        sim0, wall0 = self._origin
+        delay = wall0 + (at - sim0) / 1000 / self.speed - time.monotonic()
+        if delay > 0:
+            await asyncio.sleep(delay)
+
+
+@dataclass(slots=True)
+class SendReport:
+    """Outcome of sending to a live endpoint."""
+
+    sent: int = 0
+    failed: int = 0  # non-2xx answers or transport errors
+    statuses: dict[str, int] = field(default_factory=dict)
+
+    def count(self, status: str, ok: bool) -> None:
+        self.sent += 1
+        self.failed += not ok
+        self.statuses[status] = self.statuses.get(status, 0) + 1
+
+    def to_json(self) -> dict[str, Any]:
+        return {"sent": self.sent, "failed": self.failed, "statuses": self.statuses}
+
+
+async def send_http(
+    envelopes: Iterable[Envelope], base_url: str, *, concurrency: int, speed: float | None
+) -> SendReport:
+    """POST each body to ``{base_url}/callbacks/{feed}`` with its headers, N at once."""
+    import aiohttp
+
+    report = SendReport()
+    pacer = Pacer(speed)
+    slots = asyncio.Semaphore(concurrency)
+    base = base_url.rstrip("/")
+    tasks: set[asyncio.Task[None]] = set()
+    timeout = aiohttp.ClientTimeout(total=30)
+
+    async with aiohttp.ClientSession(timeout=timeout) as session:
+
+        async def post(envelope: Envelope) -> None:
+            try:
+                async with session.post(
+                    f"{base}/callbacks/{envelope.feed}",
+                    data=envelope.body.encode("utf-8"),
+                    headers=envelope.headers,
+                ) as response:
+                    await response.read()
+                    report.count(str(response.status), 200 <= response.status < 300)
+            except (aiohttp.ClientError, TimeoutError) as exc:
+                report.count(type(exc).__name__, False)
+            finally:
+                slots.release()
+
+        for envelope in envelopes:
+            await pacer.wait(envelope.received_at)
+            await slots.acquire()
+            task = asyncio.create_task(post(envelope))
+            tasks.add(task)
+            task.add_done_callback(tasks.discard)
+        if tasks:
+            await asyncio.gather(*tasks)
+    return report
+
+
+async def send_kafka(
+    envelopes: Iterable[Envelope], bootstrap: str, topic: str, *, speed: float | None
+) -> SendReport:
+    """Produce each envelope (the capture line without newline) to ``topic``, acks=all."""
+    from aiokafka import AIOKafkaProducer
+
+    report = SendReport()
+    pacer = Pacer(speed)
+    producer = AIOKafkaProducer(
+        bootstrap_servers=bootstrap, acks="all", enable_idempotence=True, linger_ms=5
+    )
+    await producer.start()
+    try:
+        pending: list[asyncio.Future[Any]] = []
+        for envelope in envelopes:
+            await pacer.wait(envelope.received_at)
+            pending.append(await producer.send(topic, envelope.line()[:-1]))
+            if len(pending) >= 1000:
+                await _settle(pending, report)
+        await _settle(pending, report)
+    finally:
+        await producer.stop()
+    return report
+
+
+async def _settle(pending: list[asyncio.Future[Any]], report: SendReport) -> None:
+    results = await asyncio.gather(*pending, return_exceptions=True)
+    for result in results:
+        if isinstance(result, BaseException):
+            report.count(type(result).__name__, False)
+        else:
+            report.count("acked", True)
+    pending.clear()
