@@ -12,6 +12,7 @@ import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 
+from waybill_watch import jsonio
 from waybill_watch.feeds.base import Acknowledgement, Feed, FeedError, MalformedBody, Unavailable
 from waybill_watch.masking import mask_text
 from waybill_watch.metrics import UNKNOWN_FEED, Metrics
@@ -20,8 +21,8 @@ from waybill_watch.timefmt import local_now
 
 log = logging.getLogger(__name__)
 
-#: Writes one envelope durably (Kafka acks) or raises.
-RawSink = Callable[[CaptureEnvelope], Awaitable[None]]
+#: Writes one serialised envelope durably (Kafka acks) or raises.
+RawSink = Callable[[bytes], Awaitable[None]]
 
 #: Request headers kept in the envelope for replay-time signature verification.
 KEPT_HEADERS = frozenset(
@@ -83,7 +84,7 @@ class IngestService:
         try:
             if len(body) > self.max_body_bytes:
                 raise BodyTooLarge(
-                    "body_too_large", f"body of {len(body)} bytes exceeds {self.max_body_bytes}"
+                    "body_too_large", f"body is larger than {self.max_body_bytes} bytes"
                 )
             feed.verify(lowered, body)
             envelope = self._envelope(feed_name, lowered, body, content_type)
@@ -111,14 +112,15 @@ class IngestService:
         return CaptureEnvelope(
             feed=feed_name,  # checked against the registry; pydantic validates it again
             received_at=local_now(self.timezone),
-            content_type=content_type,
-            headers={k: v for k, v in headers.items() if k in KEPT_HEADERS},
+            content_type=_text(content_type),
+            headers={k: _text(v) for k, v in headers.items() if k in KEPT_HEADERS},
             body=text,
         )
 
     async def _write(self, envelope: CaptureEnvelope) -> None:
+        payload = jsonio.dumps(envelope)  # a failure here is our bug, never "Kafka down"
         try:
-            await self.sink(envelope)
+            await self.sink(payload)
         except Exception as exc:  # any broker/producer failure: the courier must retry
             log.error("could not write %s envelope to Kafka: %r", envelope.feed, exc)
             raise Unavailable("kafka_unavailable", "could not persist the callback") from exc
@@ -126,3 +128,8 @@ class IngestService:
 
 def _plain(status: int, text: str) -> IngestResult:
     return IngestResult(status, text.encode("utf-8"), "text/plain; charset=utf-8")
+
+
+def _text(value: str) -> str:
+    """A header value as valid UTF-8 text (aiohttp keeps undecodable bytes as surrogates)."""
+    return value.encode("utf-8", "surrogateescape").decode("utf-8", "replace")

@@ -46,6 +46,12 @@ class Settings(BaseSettings):
     )
     topic_prefix: str = Field("", description="Prefix for every topic name.")
     partitions: int = Field(8, ge=1, description="Partitions of the topics the app creates.")
+    raw_partitions: int | None = Field(
+        None,
+        ge=1,
+        description="Partitions of tracking.raw (default: `partitions`). With 1, a waybill's "
+        "pushes are normalised exactly in arrival order, as replay reads a capture.",
+    )
     replication_factor: int = Field(1, ge=1, description="Replication of created topics.")
     app_id: str = Field("waybill-watch", description="Faust app id / consumer group.")
 

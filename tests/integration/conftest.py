@@ -18,7 +18,8 @@ from typing import Any
 import aiohttp
 import orjson
 import pytest
-from aiokafka import AIOKafkaConsumer
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka.structs import ConsumerRecord
 
 READY_TIMEOUT_S = 120.0
 
@@ -40,6 +41,8 @@ class RunningWorker:
     log_path: Path
     proc: subprocess.Popen[bytes] | None = None
     consumers: list[AIOKafkaConsumer] = field(default_factory=list)
+    #: The ``waybill-watch`` sub-command this process runs (``worker`` or ``ingest``).
+    command: str = "worker"
 
     @property
     def base_url(self) -> str:
@@ -51,7 +54,7 @@ class RunningWorker:
     def start(self) -> RunningWorker:
         log = self.log_path.open("ab")
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "waybill_watch", "worker"],
+            [sys.executable, "-m", "waybill_watch", self.command],
             env=self.env,
             stdout=log,
             stderr=subprocess.STDOUT,
@@ -134,6 +137,90 @@ class RunningWorker:
         finally:
             await consumer.stop()
 
+    async def read_records(
+        self,
+        name: str,
+        *,
+        until: Callable[[list[ConsumerRecord]], bool],
+        timeout: float = 90.0,
+    ) -> list[ConsumerRecord]:
+        """Like ``read_topic`` but the raw records (key, value bytes, headers): for topics that
+        may hold records that are not JSON (what tests produced on purpose)."""
+        consumer = AIOKafkaConsumer(
+            self.topic(name),
+            bootstrap_servers=self.bootstrap,
+            group_id=None,
+            enable_auto_commit=False,
+            auto_offset_reset="earliest",
+        )
+        await consumer.start()
+        try:
+            records: list[ConsumerRecord] = []
+            deadline = time.monotonic() + timeout
+            while time.monotonic() < deadline:
+                batch = await consumer.getmany(timeout_ms=500)
+                for messages in batch.values():
+                    records.extend(messages)
+                if until(records):
+                    return records
+            return records
+        finally:
+            await consumer.stop()
+
+    async def produce(
+        self,
+        name: str,
+        value: bytes,
+        *,
+        key: bytes | None = None,
+        headers: dict[str, bytes] | None = None,
+    ) -> None:
+        """Write one record straight to the prefixed topic ``name`` (acks=all)."""
+        producer = AIOKafkaProducer(bootstrap_servers=self.bootstrap, acks="all")
+        await producer.start()
+        try:
+            await producer.send_and_wait(
+                self.topic(name), value, key=key, headers=list((headers or {}).items()) or None
+            )
+        finally:
+            await producer.stop()
+
+    async def get(self, path: str) -> tuple[int, bytes]:
+        """``GET path`` on this process's web port."""
+        async with aiohttp.ClientSession() as http, http.get(self.base_url + path) as response:
+            return response.status, await response.read()
+
+    async def metric(self, name: str, **labels: str) -> float:
+        """The sum of every sample of ``name`` whose labels include ``labels``."""
+        return metric_sum(await self.metrics(), name, **labels)
+
+    async def wait_metric(
+        self,
+        name: str,
+        reached: Callable[[float], bool],
+        *,
+        timeout: float = 60.0,
+        **labels: str,
+    ) -> float:
+        """Poll ``/metrics`` until ``reached(value)`` holds (or time runs out); the last value."""
+        deadline = time.monotonic() + timeout
+        value = await self.metric(name, **labels)
+        while not reached(value) and time.monotonic() < deadline:
+            await asyncio.sleep(0.25)
+            value = await self.metric(name, **labels)
+        return value
+
+
+def metric_sum(text: str, name: str, **labels: str) -> float:
+    """Sum the samples of metric ``name`` (exact name) carrying all ``labels`` in ``text``."""
+    total = 0.0
+    for line in text.splitlines():
+        if not line.startswith(name + "{") and not line.startswith(name + " "):
+            continue
+        if all(f'{k}="{v}"' in line for k, v in labels.items()):
+            total += float(line.rsplit(" ", 1)[1])
+    return total
+
 
 @pytest.fixture
 def worker_factory(kafka_bootstrap: str, tmp_path: Path) -> Iterator[Callable[..., RunningWorker]]:
@@ -166,3 +253,85 @@ def worker_factory(kafka_bootstrap: str, tmp_path: Path) -> Iterator[Callable[..
     yield make
     for worker in started:
         worker.stop()
+
+
+def spawn_process(
+    bootstrap: str,
+    workdir: Path,
+    name: str,
+    *,
+    command: str = "worker",
+    prefix: str | None = None,
+    **env: str,
+) -> RunningWorker:
+    """Start ``waybill-watch <command>`` with the same isolated settings as ``worker_factory``
+    (own topic prefix, web port, data dir); ``env`` overrides them."""
+    prefix = prefix or f"t{uuid.uuid4().hex[:10]}."
+    port = free_tcp_port()
+    full_env = {k: v for k, v in os.environ.items() if not k.startswith("WAYBILL_WATCH_")}
+    full_env.update(
+        {
+            "KAFKA_BOOTSTRAP_SERVERS": bootstrap,
+            "WAYBILL_WATCH_TOPIC_PREFIX": prefix,
+            "WAYBILL_WATCH_WEB_PORT": str(port),
+            "WAYBILL_WATCH_DATA_DIR": str(workdir / name),
+            "WAYBILL_WATCH_PARTITIONS": "4",
+            "WAYBILL_WATCH_TICK_INTERVAL_SECONDS": "1",
+            "WAYBILL_WATCH_LOG_LEVEL": "info",
+        }
+    )
+    full_env.update(env)
+    process = RunningWorker(
+        full_env["KAFKA_BOOTSTRAP_SERVERS"],
+        prefix,
+        port,
+        full_env,
+        workdir / f"{name}.log",
+        command=command,
+    )
+    return process.start()
+
+
+@pytest.fixture(scope="module")
+def module_worker_factory(
+    kafka_bootstrap: str, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Callable[..., RunningWorker]]:
+    """``worker_factory`` for workers shared by a whole module (starting one costs seconds)."""
+    workdir = tmp_path_factory.mktemp("module-workers")
+    started: list[RunningWorker] = []
+
+    def make(prefix: str | None = None, **env: str) -> RunningWorker:
+        worker = spawn_process(
+            kafka_bootstrap, workdir, f"worker-{len(started)}", prefix=prefix, **env
+        )
+        started.append(worker)
+        return worker
+
+    yield make
+    for worker in started:
+        worker.stop()
+
+
+@pytest.fixture
+def ingest_factory(kafka_bootstrap: str, tmp_path: Path) -> Iterator[Callable[..., RunningWorker]]:
+    """Start ``waybill-watch ingest`` processes (stopped at the end of the test).
+
+    ``make(prefix, **env)``: pass the worker's prefix to feed that worker; ``env`` may point
+    ``KAFKA_BOOTSTRAP_SERVERS`` elsewhere."""
+    started: list[RunningWorker] = []
+
+    def make(prefix: str | None = None, **env: str) -> RunningWorker:
+        process = spawn_process(
+            kafka_bootstrap,
+            tmp_path,
+            f"ingest-{len(started)}",
+            command="ingest",
+            prefix=prefix,
+            **env,
+        )
+        started.append(process)
+        return process
+
+    yield make
+    for process in started:
+        process.stop()

@@ -44,10 +44,10 @@ class Sink:
         self.fail = fail
         self.written: list[CaptureEnvelope] = []
 
-    async def __call__(self, envelope: CaptureEnvelope) -> None:
+    async def __call__(self, payload: bytes) -> None:
         if self.fail:
             raise ConnectionError("broker down")
-        self.written.append(envelope)
+        self.written.append(CaptureEnvelope.model_validate_json(payload))
 
 
 def _service(sink: Sink, limit: int = 1024) -> tuple[IngestService, Metrics]:
@@ -118,3 +118,12 @@ async def test_broker_failure_answers_503_so_the_courier_retries() -> None:
         )
         == 1
     )
+
+
+async def test_undecodable_header_bytes_are_replaced_not_blamed_on_kafka() -> None:
+    sink = Sink()
+    service, _ = _service(sink)
+    headers = {**GOOD, "Content-Type": "application/json\udcff"}
+    result = await service.handle("canonical", headers, b"[]", "application/json\udcff")
+    assert result.status == 200
+    assert sink.written[0].content_type == "application/json\ufffd"

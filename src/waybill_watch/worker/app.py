@@ -124,6 +124,7 @@ def create_worker(settings: Settings, metrics: Metrics | None = None) -> Worker:
         updates_topic=names.updates,
         orders_topic=names.orders,
         timezone=settings.default_timezone,
+        origin=app.conf.id,
     )
     waybills = WaybillProcessor(
         WaybillEngine(settings.detection),

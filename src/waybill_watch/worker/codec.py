@@ -11,12 +11,14 @@ from typing import Any
 from waybill_watch import jsonio
 from waybill_watch.domain.signals import Signal
 from waybill_watch.domain.types import CourierAlert, CourierAlertKind, WaybillUpdate
+from waybill_watch.models.order import OrderEvent
 from waybill_watch.models.tracking import scan_from_wire, scan_to_wire
 from waybill_watch.timefmt import format_rfc3339, parse_rfc3339
 
 TICK = "tick"
 UPDATE = "update"
 SIGNAL = "signal"
+ORDER = "order"
 
 
 def encode_update(update: WaybillUpdate) -> bytes:
@@ -40,17 +42,35 @@ def encode_tick(now: datetime) -> bytes:
     return jsonio.dumps({"kind": TICK, "now": format_rfc3339(now)})
 
 
+def encode_order(order: OrderEvent, received_at: datetime) -> bytes:
+    """A merchant order event read from an envelope, with the envelope's ``received_at``.
+
+    Sent through the updates topic (not only ``orders.events``) so that a waybill's pushes and
+    order events keep the order in which they were received, as in ``replay``.
+    """
+    return jsonio.dumps(
+        {
+            "kind": ORDER,
+            "received_at": format_rfc3339(received_at),
+            "order": order.model_dump(mode="json"),
+        }
+    )
+
+
 def encode_signal(signal: Signal, now: datetime) -> bytes:
     """A re-keyed fact with the sender's clock (it drives the receiver's stream clock)."""
     return jsonio.dumps({"kind": SIGNAL, "now": format_rfc3339(now), "signal": signal.to_dict()})
 
 
 def decode(data: bytes) -> tuple[str, Any]:
-    """``("update", WaybillUpdate)``, ``("tick", datetime)`` or ``("signal", (Signal, now))``."""
+    """``("update", WaybillUpdate)``, ``("order", (OrderEvent, received_at))``,
+    ``("tick", datetime)`` or ``("signal", (Signal, now))``."""
     doc = jsonio.loads(data)
     kind = doc.get("kind")
     if kind == TICK:
         return TICK, parse_rfc3339(doc["now"])
+    if kind == ORDER:
+        return ORDER, (OrderEvent.model_validate(doc["order"]), parse_rfc3339(doc["received_at"]))
     if kind == SIGNAL:
         return SIGNAL, (Signal.from_dict(doc["signal"]), parse_rfc3339(doc["now"]))
     if kind == UPDATE:

@@ -17,9 +17,9 @@ from waybill_watch.feeds.base import Feed, FeedError
 from waybill_watch.masking import mask_text
 from waybill_watch.metrics import Metrics
 from waybill_watch.models.envelope import CaptureEnvelope
-from waybill_watch.timefmt import format_rfc3339, local_now
-from waybill_watch.worker.codec import encode_update
-from waybill_watch.worker.outputs import RECEIVED_AT_HEADER, Outputs, Send
+from waybill_watch.timefmt import local_now
+from waybill_watch.worker.codec import encode_order, encode_update
+from waybill_watch.worker.outputs import ORIGIN_HEADER, Outputs, Send
 
 log = logging.getLogger(__name__)
 
@@ -38,6 +38,7 @@ class Normalizer:
         updates_topic: str,
         orders_topic: str,
         timezone: str,
+        origin: str,
     ) -> None:
         self.feeds = feeds
         self.send = send
@@ -47,6 +48,9 @@ class Normalizer:
         self.updates_topic = updates_topic
         self.orders_topic = orders_topic
         self.timezone = timezone
+        #: Order events published to ``orders.events`` for downstream consumers carry this
+        #: header so the waybill processor does not apply them a second time.
+        self.origin_headers = {ORIGIN_HEADER: origin.encode()}
         #: Largest ``received_at`` seen: the stream clock ticks carry it.
         self.max_received_at: datetime | None = None
 
@@ -74,12 +78,11 @@ class Normalizer:
                 self.updates_topic, update.waybill.encode(), encode_update(update), None
             )
         for order in result.orders:
+            key = order.waybill.encode()
             await self.send(
-                self.orders_topic,
-                order.waybill.encode(),
-                jsonio.dumps(order),
-                {RECEIVED_AT_HEADER: format_rfc3339(envelope.received_at).encode()},
+                self.updates_topic, key, encode_order(order, envelope.received_at), None
             )
+            await self.send(self.orders_topic, key, jsonio.dumps(order), self.origin_headers)
         for part in result.rejected:
             await self._reject(raw, envelope.feed, part.reason, part.error, count=False)
         outcome = "ignored" if result.ignored else ("partial" if result.rejected else "ok")

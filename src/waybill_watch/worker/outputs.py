@@ -15,8 +15,6 @@ Send = Callable[[str, bytes | None, bytes, dict[str, bytes] | None], Awaitable[N
 
 #: Marks records this app forwarded itself (so its own consumers skip them).
 ORIGIN_HEADER = "wbw-origin"
-#: The envelope's ``received_at`` carried with order events (drives the stream clock).
-RECEIVED_AT_HEADER = "wbw-received-at"
 
 
 def payload_text(raw: bytes) -> tuple[str, str]:

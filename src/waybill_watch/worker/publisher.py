@@ -6,9 +6,6 @@ import asyncio
 
 from aiokafka import AIOKafkaProducer
 
-from waybill_watch import jsonio
-from waybill_watch.models.envelope import CaptureEnvelope
-
 
 class RawPublisher:
     """Writes capture envelopes to ``tracking.raw`` with acks=all and idempotence."""
@@ -36,11 +33,11 @@ class RawPublisher:
         if producer is not None:
             await producer.stop()
 
-    async def __call__(self, envelope: CaptureEnvelope) -> None:
-        """Send and wait for the broker's acknowledgement (raises on failure)."""
+    async def __call__(self, envelope: bytes) -> None:
+        """Send one serialised envelope and wait for the broker's acknowledgement."""
         if self._producer is None:
             raise RuntimeError("raw publisher is not started")
-        await self._producer.send_and_wait(self.topic, jsonio.dumps(envelope))
+        await self._producer.send_and_wait(self.topic, envelope)
 
     async def readiness(self, topics: tuple[str, ...]) -> tuple[bool, str]:
         """Connected to Kafka and every topic present (a metadata request to the cluster)."""

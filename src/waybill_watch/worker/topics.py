@@ -76,7 +76,15 @@ async def ensure_topics(settings: Settings, names: TopicNames | None = None) -> 
         existing = set(await admin.list_topics())
         missing = [n for n in names.all() if n not in existing]
         if missing:
-            new = [NewTopic(n, settings.partitions, settings.replication_factor) for n in missing]
+            raw_partitions = settings.raw_partitions or settings.partitions
+            new = [
+                NewTopic(
+                    n,
+                    raw_partitions if n == names.raw else settings.partitions,
+                    settings.replication_factor,
+                )
+                for n in missing
+            ]
             with contextlib.suppress(TopicAlreadyExistsError):  # another worker won the race
                 await admin.create_topics(new)
             log.info("created topics %s with %d partitions", missing, settings.partitions)

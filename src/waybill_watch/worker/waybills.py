@@ -17,19 +17,28 @@ from pydantic import ValidationError
 from waybill_watch import jsonio
 from waybill_watch.domain.engine import Outcome, WaybillEngine
 from waybill_watch.domain.state import WaybillState
-from waybill_watch.domain.types import WaybillUpdate
+from waybill_watch.domain.types import Scan, WaybillUpdate
+from waybill_watch.masking import mask_text
 from waybill_watch.metrics import Metrics
 from waybill_watch.models.order import OrderEvent
 from waybill_watch.models.tracking import TrackingEvent, scan_to_wire
-from waybill_watch.timefmt import local_now, parse_rfc3339
+from waybill_watch.timefmt import local_now
 from waybill_watch.worker import codec
 from waybill_watch.worker.keyed import KeyedStore
-from waybill_watch.worker.outputs import ORIGIN_HEADER, RECEIVED_AT_HEADER, Outputs, Send
+from waybill_watch.worker.outputs import ORIGIN_HEADER, Outputs, Send
 
 log = logging.getLogger(__name__)
 
 #: ``source_feed`` of updates built from records merchants produced to ``tracking.events``.
 EXTERNAL_EVENTS = "tracking.events"
+
+
+def public_scan(scan: Scan) -> dict[str, object]:
+    """The wire form published on ``tracking.events``: phone numbers and names in the
+    courier's text are masked (``event_id`` was computed from the original text)."""
+    wire = scan_to_wire(scan)
+    wire["description"] = mask_text(scan.description)
+    return wire
 
 
 class WaybillProcessor:
@@ -74,6 +83,11 @@ class WaybillProcessor:
             if kind == codec.TICK:
                 await self._advance(partition, payload)
                 return
+            if kind == codec.ORDER:
+                order, received_at = payload
+                now = await self._advance(partition, received_at)
+                await self._apply_order(order, now, partition)
+                return
             update: WaybillUpdate = payload
             now = await self._advance(partition, update.received_at)
             await self._apply_update(update, now, partition)
@@ -85,11 +99,11 @@ class WaybillProcessor:
                 now = await self._advance(partition, scan_update.received_at)
                 await self._apply_update(scan_update, now, partition)
         elif topic == self.orders_topic:
+            if headers.get(ORIGIN_HEADER) == self.origin:
+                return  # read from an envelope and already applied via the updates topic
             order = await self._read_external_order(topic, key, value)
             if order is not None:
-                raw_received = headers.get(RECEIVED_AT_HEADER)
-                observed = parse_rfc3339(raw_received.decode()) if raw_received else None
-                now = await self._advance(partition, observed)
+                now = await self._advance(partition, None)
                 await self._apply_order(order, now, partition)
         else:  # pragma: no cover - the agent subscribes to exactly these topics
             raise ValueError(f"unexpected topic {topic}")
@@ -119,7 +133,7 @@ class WaybillProcessor:
             await self.send(
                 self.events_topic,
                 scan.waybill.encode(),
-                jsonio.dumps(scan_to_wire(scan)),
+                jsonio.dumps(public_scan(scan)),
                 {ORIGIN_HEADER: self.origin},
             )
         await self._commit(update.waybill, outcome, now, partition)
