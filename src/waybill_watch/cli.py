@@ -55,6 +55,13 @@ def _parser() -> argparse.ArgumentParser:
 
     demo = sub.add_parser("demo", help="local broker + worker + sample pushes + live anomalies")
     demo.add_argument("--duration", type=float, help="stop after this many seconds")
+    demo.add_argument(
+        "--simulate",
+        type=int,
+        default=300,
+        metavar="N",
+        help="simulated waybills produced to tracking.raw first (0: only the built-in sample)",
+    )
     demo.set_defaults(func=_demo)
 
     schemas = sub.add_parser("schemas", help="write the JSON Schemas of the wire formats")
@@ -131,7 +138,7 @@ def _simulate(args: argparse.Namespace) -> int:
 def _demo(args: argparse.Namespace) -> int:
     from waybill_watch.demo import run_demo
 
-    return run_demo(duration=args.duration)
+    return run_demo(duration=args.duration, simulate=args.simulate)
 
 
 def _schemas(args: argparse.Namespace) -> int:

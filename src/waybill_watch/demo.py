@@ -1,9 +1,11 @@
 """``waybill-watch demo`` (``make run``): everything on one machine, stopped by Ctrl-C.
 
 Starts the local Kafka broker (unless ``KAFKA_BOOTSTRAP_SERVERS`` is set, or a broker already
-answers on 127.0.0.1:9092), starts ``waybill-watch worker`` as a child process, sends a built-in
-sample of Kdniao pushes over HTTP and prints every anomaly the worker emits as it arrives.
-On SIGINT/SIGTERM it stops what it started: the worker, then the broker.
+answers on 127.0.0.1:9092), starts ``waybill-watch worker`` as a child process with the
+``stream`` clock, produces simulated traffic with labelled anomalies to ``tracking.raw``
+(``--simulate N`` waybills, simulated time), then sends a built-in sample of Kdniao pushes over
+HTTP (stamped now) and prints every anomaly the worker emits as it arrives, with a count per
+type when it stops. On SIGINT/SIGTERM it stops what it started: the worker, then the broker.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections import Counter
 from pathlib import Path
 
 import aiohttp
@@ -28,6 +31,8 @@ from waybill_watch.timefmt import local_now
 
 RUN_DIR = Path(".run")
 LOCAL_BOOTSTRAP = "127.0.0.1:9092"
+#: The demo's topics live apart from anything else on the broker (override with the variable).
+DEMO_PREFIX = "demo."
 
 
 def say(text: str) -> None:
@@ -35,16 +40,16 @@ def say(text: str) -> None:
     print(text, flush=True)
 
 
-def run_demo(duration: float | None = None) -> int:
+def run_demo(duration: float | None = None, simulate: int = 0) -> int:
     """Run the demo until a signal (or ``duration`` seconds); returns the exit code."""
     try:
-        return asyncio.run(_demo(duration))
+        return asyncio.run(_demo(duration, simulate))
     except BrokerError as exc:
         print(f"waybill-watch demo: {exc}", file=sys.stderr)
         return 2
 
 
-async def _demo(duration: float | None) -> int:
+async def _demo(duration: float | None, simulate: int) -> int:
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -53,19 +58,28 @@ async def _demo(duration: float | None) -> int:
     worker: subprocess.Popen[bytes] | None = None
     try:
         bootstrap, broker = await _broker()
-        settings = Settings(KAFKA_BOOTSTRAP_SERVERS=bootstrap)
-        worker = _start_worker(bootstrap)
+        prefix = os.environ.get("WAYBILL_WATCH_TOPIC_PREFIX", DEMO_PREFIX)
+        settings = Settings(KAFKA_BOOTSTRAP_SERVERS=bootstrap, topic_prefix=prefix)
+        worker = _start_worker(bootstrap, prefix)
         base = f"http://127.0.0.1:{settings.web_port}"
         if not await _wait_ready(base, worker, stop):
             return 0 if stop.is_set() else 1
         consumer = await _anomaly_consumer(bootstrap, settings.topic("anomalies"))
+        counts: Counter[str] = Counter()
         try:
+            if simulate > 0:
+                await _simulate(bootstrap, settings.topic_prefix, simulate)
             await _send_sample(base)
             say("waiting for anomalies (Ctrl-C to stop) ...")
             deadline = None if duration is None else time.monotonic() + duration
-            await _print_anomalies(consumer, stop, deadline, worker)
+            await _print_anomalies(consumer, stop, deadline, worker, counts)
         finally:
             await consumer.stop()
+            if counts:
+                say(
+                    "anomaly events seen: "
+                    + ", ".join(f"{k} {v}" for k, v in sorted(counts.items()))
+                )
         return 0
     finally:
         _stop_worker(worker)
@@ -91,17 +105,19 @@ async def _broker() -> tuple[str, LocalBroker | None]:
     return bootstrap, broker
 
 
-def _start_worker(bootstrap: str) -> subprocess.Popen[bytes]:
+def _start_worker(bootstrap: str, prefix: str) -> subprocess.Popen[bytes]:
     RUN_DIR.mkdir(exist_ok=True)
     log_path = RUN_DIR / "worker.log"
     env = dict(os.environ)
     env.update(
         {
             "KAFKA_BOOTSTRAP_SERVERS": bootstrap,
+            "WAYBILL_WATCH_TOPIC_PREFIX": prefix,
             "WAYBILL_WATCH_KDNIAO_APP_KEY": env.get("WAYBILL_WATCH_KDNIAO_APP_KEY")
             or _demo_app_key(),
             "WAYBILL_WATCH_ALLOW_UNSIGNED": "true",
             "WAYBILL_WATCH_TICK_INTERVAL_SECONDS": "2",
+            "WAYBILL_WATCH_CLOCK": env.get("WAYBILL_WATCH_CLOCK", "stream"),
             "WAYBILL_WATCH_DATA_DIR": str(RUN_DIR / "worker"),
         }
     )
@@ -160,6 +176,36 @@ async def _anomaly_consumer(bootstrap: str, topic: str):  # type: ignore[no-unty
     return consumer
 
 
+async def _simulate(bootstrap: str, prefix: str, waybills: int) -> None:
+    labels = RUN_DIR / "demo-labels.jsonl"
+    say(f"producing {waybills} simulated waybills (simulated time, labels in {labels}) ...")
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "waybill_watch",
+        "simulate",
+        "--waybills",
+        str(waybills),
+        "--seed",
+        str(int(time.time())),
+        "--kafka",
+        bootstrap,
+        "--topic-prefix",
+        prefix,
+        "--labels",
+        str(labels),
+        stdout=asyncio.subprocess.DEVNULL,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    _, stderr = await process.communicate()
+    if process.returncode != 0:
+        say(f"simulate failed: {stderr.decode(errors='replace')[-500:]}")
+        return
+    summary = orjson.loads(stderr)
+    injected = ", ".join(f"{k} {v}" for k, v in summary["anomalies"].items() if v)
+    say(f"simulated {summary['stats']['envelopes']} envelopes; injected: {injected}")
+
+
 async def _send_sample(base: str) -> None:
     now = local_now()
     run = now.strftime("%m%d%H%M%S")
@@ -177,7 +223,11 @@ async def _send_sample(base: str) -> None:
 
 
 async def _print_anomalies(  # type: ignore[no-untyped-def]
-    consumer, stop: asyncio.Event, deadline: float | None, worker: subprocess.Popen[bytes]
+    consumer,
+    stop: asyncio.Event,
+    deadline: float | None,
+    worker: subprocess.Popen[bytes],
+    counts: Counter[str],
 ) -> None:
     while not stop.is_set():
         if deadline is not None and time.monotonic() > deadline:
@@ -188,7 +238,9 @@ async def _print_anomalies(  # type: ignore[no-untyped-def]
         batches = await consumer.getmany(timeout_ms=500)
         for records in batches.values():
             for record in records:
-                say(_format(orjson.loads(record.value)))
+                anomaly = orjson.loads(record.value)
+                counts[f"{anomaly['type']}/{anomaly['status']}"] += 1
+                say(_format(anomaly))
 
 
 def _format(anomaly: dict[str, object]) -> str:

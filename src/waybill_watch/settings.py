@@ -49,8 +49,8 @@ class Settings(BaseSettings):
     raw_partitions: int | None = Field(
         None,
         ge=1,
-        description="Partitions of tracking.raw (default: `partitions`). With 1, a waybill's "
-        "pushes are normalised exactly in arrival order, as replay reads a capture.",
+        description="Partitions of tracking.raw (default: `partitions`, or 1 with the stream "
+        "clock). With 1, envelopes are normalised exactly in arrival order, as replay reads them.",
     )
     replication_factor: int = Field(1, ge=1, description="Replication of created topics.")
     app_id: str = Field("waybill-watch", description="Faust app id / consumer group.")
@@ -117,6 +117,12 @@ class Settings(BaseSettings):
         if config:
             sources.append(config_source(settings_cls, Path(config)))
         return tuple(sources)
+
+    def raw_topic_partitions(self) -> int:
+        """Partitions for a new ``tracking.raw``: the stream clock needs one (see topics.py)."""
+        if self.raw_partitions is not None:
+            return self.raw_partitions
+        return 1 if self.clock == "stream" else self.partitions
 
     def topic(self, name: str) -> str:
         """The full name of a contract topic, with the configured prefix."""

@@ -105,3 +105,11 @@ async def test_stream_clock_worker_matches_replay(worker_factory, tmp_path) -> N
     assert {a["type"] for a in replayed} >= {"delivery_exception", "transit_stall"}
 
     assert sorted({_key(a) for a in live}) == sorted({_key(a) for a in replayed})
+
+
+async def test_stream_clock_refuses_a_multi_partition_raw_topic(worker_factory) -> None:  # type: ignore[no-untyped-def]
+    worker = worker_factory(WAYBILL_WATCH_CLOCK="stream", WAYBILL_WATCH_RAW_PARTITIONS="4")
+    assert worker.proc is not None
+    code = await asyncio.to_thread(worker.proc.wait, 90)
+    assert code == 2
+    assert "needs" in worker.log_tail() and "exactly one partition" in worker.log_tail()

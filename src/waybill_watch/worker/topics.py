@@ -76,7 +76,7 @@ async def ensure_topics(settings: Settings, names: TopicNames | None = None) -> 
         existing = set(await admin.list_topics())
         missing = [n for n in names.all() if n not in existing]
         if missing:
-            raw_partitions = settings.raw_partitions or settings.partitions
+            raw_partitions = settings.raw_topic_partitions()
             new = [
                 NewTopic(
                     n,
@@ -89,14 +89,20 @@ async def ensure_topics(settings: Settings, names: TopicNames | None = None) -> 
                 await admin.create_topics(new)
             log.info("created topics %s with %d partitions", missing, settings.partitions)
         described = await _wait_for_leaders(admin, list(names.all()), timeout=30.0)
-        counts = {
-            d["topic"]: len(d["partitions"])
-            for d in described
-            if d["topic"] in names.keyed_by_waybill()
-        }
-        if len(set(counts.values())) > 1:
+        counts = {d["topic"]: len(d["partitions"]) for d in described}
+        keyed = {t: counts[t] for t in names.keyed_by_waybill() if t in counts}
+        if len(set(keyed.values())) > 1:
             raise TopicLayoutError(
-                f"topics keyed by waybill must have the same partition count, got {counts}"
+                f"topics keyed by waybill must have the same partition count, got {keyed}"
+            )
+        if settings.clock == "stream" and counts.get(names.raw, 1) != 1:
+            raise TopicLayoutError(
+                f"WAYBILL_WATCH_CLOCK=stream needs {names.raw} with exactly one partition (it "
+                f"has {counts[names.raw]}): the stream clock follows received_at in the order "
+                "envelopes are read, and several partitions are read in an arbitrary "
+                "interleaving, which would fire deadlines early. Use a topic prefix with a "
+                "fresh one-partition tracking.raw (WAYBILL_WATCH_RAW_PARTITIONS=1), or "
+                "backtest the capture with `waybill-watch replay`."
             )
     finally:
         await admin.close()
