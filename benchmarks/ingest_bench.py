@@ -108,7 +108,13 @@ def _report(label: str, n: int, elapsed: float, latencies: list[float], failures
 def main(quick: bool = False) -> int:
     n = 2_000 if quick else 20_000
     bodies = _bodies(n)
-    print(f"{n} Kdniao pushes (1 waybill, 3-4 traces each), {CONCURRENCY} in flight", flush=True)
+    print(
+        f"{n} Kdniao pushes (1 waybill, 3-4 traces each), {CONCURRENCY} in flight; the load "
+        f"generator is this Python process and shares the machine's {os.cpu_count()} cores with "
+        "the server; command: .venv/bin/python -m benchmarks ingest"
+        + (" --quick" if quick else ""),
+        flush=True,
+    )
     broker = None
     bootstrap = os.environ.get("KAFKA_BOOTSTRAP_SERVERS")
     if not bootstrap:

@@ -95,8 +95,16 @@ def _worker(_: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return 2
+    from waybill_watch.worker.datadir import clean_shutdown_marker, prepare_data_dir
+
+    prepare_data_dir(settings.data_dir)
     worker = create_worker(settings)
-    faust.Worker(worker.app, loglevel=settings.log_level, loop=loop).execute_from_commandline()
+    try:
+        faust.Worker(worker.app, loglevel=settings.log_level, loop=loop).execute_from_commandline()
+    except SystemExit as exit_:
+        if exit_.code in (0, None):
+            clean_shutdown_marker(settings.data_dir).touch()
+        raise
     return 0  # pragma: no cover - execute_from_commandline exits
 
 

@@ -44,12 +44,13 @@ class AggregateProcessor:
 
     async def _advance(self, partition: int, observed: datetime | None) -> datetime:
         now = self.store.clock.now(partition, observed)
-        examined, ready = self.store.pop_due(partition, now)
+        examined, ready = self.store.due(partition, now)
         self.metrics.deadlines_examined.inc(examined)
         for key, raw in ready:
             self.metrics.deadlines_fired.inc()
             outcome = self.engines.on_due(self.engines.load(raw), now)
             await self._commit(key, outcome, now, partition)
+        self.store.done(partition, now)
         return now
 
     async def _commit(
@@ -59,6 +60,6 @@ class AggregateProcessor:
         now: datetime,
         partition: int,
     ) -> None:
-        self.store.save(key, outcome.state.to_bytes(), outcome.next_due, now, partition)
-        for anomaly in outcome.anomalies:
+        for anomaly in outcome.anomalies:  # output first, then the table (see waybills.py)
             await self.outputs.anomaly(anomaly)
+        self.store.save(key, outcome.state.to_bytes(), outcome.next_due, now, partition)

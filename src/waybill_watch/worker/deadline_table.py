@@ -56,32 +56,48 @@ class TableDeadlineIndex:
 
     def pop_due(self, now: datetime) -> list[tuple[str, float]]:
         """``(key, due_epoch)`` of every entry due by ``now``, in due order, removed."""
+        due = self.due(now)
+        self.remove_due(now)
+        return due
+
+    def due(self, now: datetime) -> list[tuple[str, float]]:
+        """``(key, due_epoch)`` of every entry due by ``now``, in due order (read only).
+
+        Callers that emit output for these entries call ``remove_due`` only afterwards, so the
+        table (and its changelog) never says "fired" for output that was not sent.
+        """
+        cursor = self._ensure_cursor(now)
+        limit = now.timestamp()
+        due: list[tuple[str, float]] = []
+        for bucket in range(cursor + 1, bucket_of(now) + 1):
+            raw = self.table.get(self._bucket_key(bucket))
+            if raw:
+                due.extend((str(k), float(d)) for k, d in jsonio.loads(raw) if d <= limit)
+        due.sort(key=lambda item: (item[1], item[0]))
+        return due
+
+    def remove_due(self, now: datetime) -> None:
+        """Drop the entries due by ``now`` and move the cursor past the elapsed buckets."""
         cursor = self._ensure_cursor(now)
         current = bucket_of(now)
         if current <= cursor:
-            return []
+            return
         limit = now.timestamp()
-        due: list[tuple[str, float]] = []
         for bucket in range(cursor + 1, current + 1):
             bucket_key = self._bucket_key(bucket)
             raw = self.table.get(bucket_key)
             if not raw:
                 continue
             entries = jsonio.loads(raw)
-            ready = [(str(k), float(d)) for k, d in entries if d <= limit]
-            if not ready:
-                continue
-            due.extend(ready)
             later = [[k, d] for k, d in entries if d > limit]
+            if len(later) == len(entries):
+                continue
             if later:
                 self.table[bucket_key] = jsonio.dumps(later)
             else:
                 del self.table[bucket_key]
-        new_cursor = current - 1
-        if new_cursor > cursor:
-            self.table[self._cursor_key] = str(new_cursor).encode()
-        due.sort(key=lambda item: (item[1], item[0]))
-        return due
+        if current - 1 > cursor:
+            self.table[self._cursor_key] = str(current - 1).encode()
 
     def _ensure_cursor(self, now: datetime) -> int:
         cursor = self.cursor()

@@ -87,13 +87,14 @@ class KeyedStore:
         if next_due is not None:
             index_for(self.deadlines, partition).schedule(key, next_due, now)
 
-    def pop_due(self, partition: int, now: datetime) -> tuple[int, list[tuple[str, bytes]]]:
+    def due(self, partition: int, now: datetime) -> tuple[int, list[tuple[str, bytes]]]:
         """``(examined, [(key, state bytes)])`` whose current deadline has passed.
 
         Index entries that no longer match the key's stored due time are stale (the key was
-        re-scheduled since) and are skipped: that is the index's lazy deletion.
+        re-scheduled since) and are skipped: that is the index's lazy deletion. Read only:
+        call ``done(partition, now)`` after the fired keys' output was sent and states saved.
         """
-        entries = index_for(self.deadlines, partition).pop_due(now)
+        entries = index_for(self.deadlines, partition).due(now)
         ready: list[tuple[str, bytes]] = []
         for key, due_epoch in entries:
             raw = self.states.get(key.encode())
@@ -103,3 +104,7 @@ class KeyedStore:
             if current_due is not None and current_due == due_epoch:
                 ready.append((key, state))
         return len(entries), ready
+
+    def done(self, partition: int, now: datetime) -> None:
+        """Remove the index entries due by ``now`` (after ``due``'s keys were handled)."""
+        index_for(self.deadlines, partition).remove_due(now)

@@ -111,12 +111,13 @@ class WaybillProcessor:
     async def _advance(self, partition: int, observed: datetime | None) -> datetime:
         """Move the partition clock and fire every deadline it has passed."""
         now = self.store.clock.now(partition, observed)
-        examined, ready = self.store.pop_due(partition, now)
+        examined, ready = self.store.due(partition, now)
         self.metrics.deadlines_examined.inc(examined)
         for waybill, state in ready:
             self.metrics.deadlines_fired.inc()
             outcome = self.engine.on_due(WaybillState.from_bytes(state), now)
             await self._commit(waybill, outcome, now, partition)
+        self.store.done(partition, now)
         return now
 
     async def _apply_update(self, update: WaybillUpdate, now: datetime, partition: int) -> None:
@@ -148,14 +149,19 @@ class WaybillProcessor:
         return WaybillState.from_bytes(raw) if raw is not None else None
 
     async def _commit(self, waybill: str, outcome: Outcome, now: datetime, partition: int) -> None:
-        """Store state + deadline, then emit anomalies and re-keyed signals."""
-        self.store.save(waybill, outcome.state.to_bytes(), outcome.next_due, now, partition)
+        """Emit anomalies and re-keyed signals, then store state + deadline.
+
+        Output goes to the producer before the table write (whose changelog record Faust
+        buffers and sends later), so after a crash the restored state never contains facts
+        whose output was lost: re-processing emits it again (at-least-once).
+        """
         for anomaly in outcome.anomalies:
             await self.outputs.anomaly(anomaly)
         for signal in outcome.signals:
             await self.send(
                 self.signals_topic, signal.key.encode(), codec.encode_signal(signal, now), None
             )
+        self.store.save(waybill, outcome.state.to_bytes(), outcome.next_due, now, partition)
 
     async def _read_external_scan(
         self, topic: str, key: bytes | None, value: bytes

@@ -67,4 +67,15 @@ def test_tick_cost_is_proportional_to_elapsed_buckets_not_to_scheduled_keys() ->
     table.reads = 0
     due = index.pop_due(T0 + timedelta(minutes=1))
     assert sorted(k for k, _ in due) == [f"DUE{i}" for i in range(10)]
-    assert table.reads <= 10  # cursor + the ~6 ten-second buckets of that minute
+    # cursor + the ~6 ten-second buckets of that minute, read once to list and once to remove
+    assert table.reads <= 20
+
+
+def test_due_is_read_only_until_remove_due() -> None:
+    index = TableDeadlineIndex({}, partition=0)
+    index.schedule("W", T0 + timedelta(seconds=5), now=T0)
+    later = T0 + timedelta(seconds=6)
+    assert [k for k, _ in index.due(later)] == ["W"]
+    assert [k for k, _ in index.due(later)] == ["W"]  # still there: nothing was removed
+    index.remove_due(later)
+    assert index.due(later) == []
