@@ -48,16 +48,6 @@ def _push(waybill: str, now: datetime) -> bytes:
     return kdniao_form([item], now, APP_KEY)
 
 
-def _metric(text: str, name: str, **labels: str) -> float:
-    total = 0.0
-    for line in text.splitlines():
-        if not line.startswith(name + "{") and not line.startswith(name + " "):
-            continue
-        if all(f'{k}="{v}"' in line for k, v in labels.items()):
-            total += float(line.rsplit(" ", 1)[1])
-    return total
-
-
 def _of_type(records: list[dict[str, Any]], kind: str) -> list[dict[str, Any]]:
     return [r for r in records if r["type"] == kind]
 
@@ -92,8 +82,7 @@ async def test_kdniao_push_opens_one_delivery_exception(worker_factory) -> None:
         "out_for_delivery",
         "picked_up",
     ]
-    text = await worker.metrics()
-    assert _metric(text, "waybill_watch_callbacks_received_total", feed="kdniao") == 2
+    assert await worker.metric("waybill_watch_callbacks_received_total", feed="kdniao") == 2
     again = await worker.read_topic("anomalies", until=lambda rs: False, timeout=5)
     assert [a["anomaly_id"] for a in _of_type(again, "delivery_exception")] == [
         opened["anomaly_id"]
@@ -101,13 +90,15 @@ async def test_kdniao_push_opens_one_delivery_exception(worker_factory) -> None:
     events = await worker.read_topic("tracking.events", until=lambda rs: False, timeout=3)
     assert len(events) == 3, "re-pushed scans must not be forwarded twice"
 
-    text = await worker.metrics()
-    assert _metric(text, "waybill_watch_callbacks_accepted_total", feed="kdniao") == 2
-    assert _metric(text, "waybill_watch_tracking_events_processed_total", outcome="new") == 3
-    assert _metric(text, "waybill_watch_tracking_events_processed_total", outcome="duplicate") == 3
+    assert await worker.metric("waybill_watch_callbacks_accepted_total", feed="kdniao") == 2
+    assert await worker.metric("waybill_watch_tracking_events_processed_total", outcome="new") == 3
     assert (
-        _metric(
-            text, "waybill_watch_anomalies_emitted_total", type="delivery_exception", status="open"
+        await worker.metric("waybill_watch_tracking_events_processed_total", outcome="duplicate")
+        == 3
+    )
+    assert (
+        await worker.metric(
+            "waybill_watch_anomalies_emitted_total", type="delivery_exception", status="open"
         )
         == 1
     )
@@ -137,5 +128,4 @@ async def test_bad_signature_is_refused_and_counted(worker_factory) -> None:  # 
     status, answer = await worker.post("kdniao", body, FORM)
     assert status in (401, 403)
     assert orjson.loads(answer)["Success"] is False
-    text = await worker.metrics()
-    assert _metric(text, "waybill_watch_callbacks_rejected_total", feed="kdniao") == 1
+    assert await worker.metric("waybill_watch_callbacks_rejected_total", feed="kdniao") == 1
