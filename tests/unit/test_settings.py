@@ -94,3 +94,13 @@ def test_bad_values_are_rejected(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("WAYBILL_WATCH_TOPIC_PREFIX", "bad prefix/")
     with pytest.raises(ValidationError):
         Settings()
+
+
+def test_deploy_example_config_lists_every_threshold_at_its_default() -> None:
+    from waybill_watch.domain.config import DetectionSettings
+
+    example = Path(__file__).resolve().parents[2] / "deploy/config/waybill-watch.example.toml"
+    text = example.read_text()
+    for name in DetectionSettings.model_fields:
+        assert f"\n{name} = " in text, f"{name} missing from {example.name}"
+    assert load_settings(example).detection == DetectionSettings()
