@@ -44,13 +44,13 @@ class AggregateProcessor:
 
     async def _advance(self, partition: int, observed: datetime | None) -> datetime:
         now = self.store.clock.now(partition, observed)
-        examined, ready = self.store.due(partition, now)
-        self.metrics.deadlines_examined.inc(examined)
+        entries, ready = self.store.due(partition, now)
+        self.metrics.deadlines_examined.inc(len(entries))
         for key, raw in ready:
             self.metrics.deadlines_fired.inc()
             outcome = self.engines.on_due(self.engines.load(raw), now)
             await self._commit(key, outcome, now, partition)
-        self.store.done(partition, now)
+        self.store.done(partition, entries, now)
         return now
 
     async def _commit(

@@ -57,13 +57,13 @@ class TableDeadlineIndex:
     def pop_due(self, now: datetime) -> list[tuple[str, float]]:
         """``(key, due_epoch)`` of every entry due by ``now``, in due order, removed."""
         due = self.due(now)
-        self.remove_due(now)
+        self.remove(due, now)
         return due
 
     def due(self, now: datetime) -> list[tuple[str, float]]:
         """``(key, due_epoch)`` of every entry due by ``now``, in due order (read only).
 
-        Callers that emit output for these entries call ``remove_due`` only afterwards, so the
+        Callers that emit output for these entries call ``remove`` only afterwards, so the
         table (and its changelog) never says "fired" for output that was not sent.
         """
         cursor = self._ensure_cursor(now)
@@ -76,28 +76,35 @@ class TableDeadlineIndex:
         due.sort(key=lambda item: (item[1], item[0]))
         return due
 
-    def remove_due(self, now: datetime) -> None:
-        """Drop the entries due by ``now`` and move the cursor past the elapsed buckets."""
+    def remove(self, handled: list[tuple[str, float]], now: datetime) -> None:
+        """Drop exactly the ``handled`` entries and move the cursor past emptied buckets.
+
+        Entries scheduled while the handled ones were processed stay, even when already due
+        (they fire on the next clock advance).
+        """
         cursor = self._ensure_cursor(now)
         current = bucket_of(now)
         if current <= cursor:
             return
-        limit = now.timestamp()
+        done = {(key, due) for key, due in handled}
+        new_cursor = current - 1
         for bucket in range(cursor + 1, current + 1):
             bucket_key = self._bucket_key(bucket)
             raw = self.table.get(bucket_key)
             if not raw:
                 continue
             entries = jsonio.loads(raw)
-            later = [[k, d] for k, d in entries if d > limit]
-            if len(later) == len(entries):
+            left = [[k, d] for k, d in entries if (str(k), float(d)) not in done]
+            if left and bucket < current:
+                new_cursor = min(new_cursor, bucket - 1)
+            if len(left) == len(entries):
                 continue
-            if later:
-                self.table[bucket_key] = jsonio.dumps(later)
+            if left:
+                self.table[bucket_key] = jsonio.dumps(left)
             else:
                 del self.table[bucket_key]
-        if current - 1 > cursor:
-            self.table[self._cursor_key] = str(current - 1).encode()
+        if new_cursor > cursor:
+            self.table[self._cursor_key] = str(new_cursor).encode()
 
     def _ensure_cursor(self, now: datetime) -> int:
         cursor = self.cursor()

@@ -87,12 +87,15 @@ class KeyedStore:
         if next_due is not None:
             index_for(self.deadlines, partition).schedule(key, next_due, now)
 
-    def due(self, partition: int, now: datetime) -> tuple[int, list[tuple[str, bytes]]]:
-        """``(examined, [(key, state bytes)])`` whose current deadline has passed.
+    def due(
+        self, partition: int, now: datetime
+    ) -> tuple[list[tuple[str, float]], list[tuple[str, bytes]]]:
+        """``(index entries due, [(key, state bytes)])`` whose current deadline has passed.
 
         Index entries that no longer match the key's stored due time are stale (the key was
         re-scheduled since) and are skipped: that is the index's lazy deletion. Read only:
-        call ``done(partition, now)`` after the fired keys' output was sent and states saved.
+        call ``done(partition, entries, now)`` after the fired keys' output was sent and their
+        states saved.
         """
         entries = index_for(self.deadlines, partition).due(now)
         ready: list[tuple[str, bytes]] = []
@@ -103,8 +106,8 @@ class KeyedStore:
             current_due, state = unpack(raw)
             if current_due is not None and current_due == due_epoch:
                 ready.append((key, state))
-        return len(entries), ready
+        return entries, ready
 
-    def done(self, partition: int, now: datetime) -> None:
-        """Remove the index entries due by ``now`` (after ``due``'s keys were handled)."""
-        index_for(self.deadlines, partition).remove_due(now)
+    def done(self, partition: int, entries: list[tuple[str, float]], now: datetime) -> None:
+        """Remove the handled index ``entries`` (see ``due``)."""
+        index_for(self.deadlines, partition).remove(entries, now)

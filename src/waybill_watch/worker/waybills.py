@@ -111,13 +111,13 @@ class WaybillProcessor:
     async def _advance(self, partition: int, observed: datetime | None) -> datetime:
         """Move the partition clock and fire every deadline it has passed."""
         now = self.store.clock.now(partition, observed)
-        examined, ready = self.store.due(partition, now)
-        self.metrics.deadlines_examined.inc(examined)
+        entries, ready = self.store.due(partition, now)
+        self.metrics.deadlines_examined.inc(len(entries))
         for waybill, state in ready:
             self.metrics.deadlines_fired.inc()
             outcome = self.engine.on_due(WaybillState.from_bytes(state), now)
             await self._commit(waybill, outcome, now, partition)
-        self.store.done(partition, now)
+        self.store.done(partition, entries, now)
         return now
 
     async def _apply_update(self, update: WaybillUpdate, now: datetime, partition: int) -> None:

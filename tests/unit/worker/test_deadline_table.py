@@ -71,11 +71,24 @@ def test_tick_cost_is_proportional_to_elapsed_buckets_not_to_scheduled_keys() ->
     assert table.reads <= 20
 
 
-def test_due_is_read_only_until_remove_due() -> None:
+def test_due_is_read_only_until_remove() -> None:
     index = TableDeadlineIndex({}, partition=0)
     index.schedule("W", T0 + timedelta(seconds=5), now=T0)
     later = T0 + timedelta(seconds=6)
-    assert [k for k, _ in index.due(later)] == ["W"]
-    assert [k for k, _ in index.due(later)] == ["W"]  # still there: nothing was removed
-    index.remove_due(later)
+    due = index.due(later)
+    assert [k for k, _ in due] == ["W"]
+    assert index.due(later) == due  # still there: nothing was removed
+    index.remove(due, later)
     assert index.due(later) == []
+
+
+def test_an_entry_scheduled_while_handling_a_tick_is_not_lost() -> None:
+    index = TableDeadlineIndex({}, partition=0)
+    index.pop_due(T0)
+    index.schedule("A", T0 + timedelta(seconds=15), now=T0)
+    tick = T0 + timedelta(minutes=2)
+    due = index.due(tick)
+    # handling A schedules B with a due time that has already passed
+    index.schedule("B", T0 + timedelta(seconds=20), now=tick)
+    index.remove(due, tick)
+    assert [k for k, _ in index.due(tick)] == ["B"]
