@@ -13,12 +13,18 @@ Anomaly events go to a sink (default: a list) in emission order; ``write_jsonl``
 byte-identically on every run. A malformed envelope is counted in ``ReplayStats`` by reason,
 never fatal. The hot path stays on dataclasses: pydantic parses the envelope once and builds an
 ``AnomalyEvent`` only when one is emitted.
+
+Whole-trace feeds (Kdniao) re-send every earlier scan in each push; most of a push is scans the
+waybill already has. For feeds offering ``parse_pending`` the replay reads each trace's
+``event_id`` first and builds ``Scan`` objects only for ids the waybill's state lacks
+(``WaybillState.known_ids``). The engine would drop the others anyway, so outcome, statistics
+and output are those of ``Feed.parse`` (the tests run both ways and compare).
 """
 
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import IO, Any
@@ -35,7 +41,8 @@ from waybill_watch.domain.engine import Outcome, WaybillEngine
 from waybill_watch.domain.signals import Signal
 from waybill_watch.domain.state import WaybillState
 from waybill_watch.domain.types import WaybillUpdate
-from waybill_watch.feeds.base import Feed, FeedError
+from waybill_watch.feeds.base import Feed, FeedError, MalformedBody
+from waybill_watch.feeds.scans import PendingParse, PendingUpdate
 from waybill_watch.models.anomaly import AnomalyEvent
 from waybill_watch.models.envelope import CaptureEnvelope
 from waybill_watch.models.order import OrderEvent
@@ -132,6 +139,12 @@ class Replay:
         self.stats = ReplayStats()
         self.anomalies: list[AnomalyEvent] = []
         self._sink = sink if sink is not None else self.anomalies.append
+        #: Feeds that can hand out updates before building their scans (see ``_realise``).
+        self._pending_parsers: dict[str, Callable[[CaptureEnvelope], PendingParse]] = {
+            name: parser
+            for name, feed in self.feeds.items()
+            if (parser := getattr(feed, "parse_pending", None)) is not None
+        }
         self._waybills: dict[str, WaybillState | bytes] = {}
         self._sites: dict[str, SiteState | bytes] = {}
         self._couriers: dict[str, CourierState | bytes] = {}
@@ -173,21 +186,57 @@ class Replay:
             if self.verify_signatures:
                 headers = {k.lower(): v for k, v in envelope.headers.items()}
                 feed.verify(headers, envelope.body.encode("utf-8"))
-            result = feed.parse(envelope)
+            pending_parser = self._pending_parsers.get(envelope.feed)
+            if pending_parser is not None:
+                found = pending_parser(envelope)
+                rejected, ignored = found.rejected, found.ignored
+                updates = self._realise(found.updates)
+                orders: list[OrderEvent] = []
+            else:
+                result = feed.parse(envelope)
+                rejected, ignored, orders = result.rejected, result.ignored, result.orders
+                updates = [(update, len(update.scans)) for update in result.updates]
         except FeedError as exc:
             self.stats.malformed[exc.reason] += 1
             return
         except Exception:  # a feed bug must not stop a backtest; it is counted instead
             self.stats.malformed["parse_error"] += 1
             return
-        for rejected in result.rejected:
-            self.stats.rejected[rejected.reason] += 1
-        if result.ignored:
-            self.stats.ignored[result.ignored] += 1
-        for update in result.updates:
-            self._apply_update(update, now)
-        for order in result.orders:
+        for part in rejected:
+            self.stats.rejected[part.reason] += 1
+        if ignored:
+            self.stats.ignored[ignored] += 1
+        for update, scans in updates:
+            self._apply_update(update, now, scans)
+        for order in orders:
             self._apply_order(order, now)
+
+    def _realise(self, pending: list[PendingUpdate]) -> list[tuple[WaybillUpdate, int]]:
+        """Build each update's scans except those its waybill already has; with the push's
+        count of distinct scans.
+
+        The engine would drop the known ones anyway, so the outcome is the same; only the
+        first update of a waybill in an envelope is filtered (a second one, for another
+        courier, sees the state as the first leaves it, so it gets every scan). All scans are
+        built before any update is applied, as with ``Feed.parse``: a builder failure rejects
+        the whole envelope as ``parser_error``.
+        """
+        out: list[tuple[WaybillUpdate, int]] = []
+        filtered: set[str] = set()
+        try:
+            for part in pending:
+                waybill = part.update.waybill
+                known = None
+                if waybill not in filtered:
+                    filtered.add(waybill)
+                    state = self._waybill(waybill)
+                    known = state.known_ids() if state is not None else None
+                out.append((part.realise(known), part.scan_count))
+        except Exception as exc:
+            raise MalformedBody(
+                "parser_error", f"scan builder failed ({type(exc).__name__})"
+            ) from exc
+        return out
 
     def process_update(self, update: WaybillUpdate) -> None:
         """Apply one already-parsed update at its ``received_at``."""
@@ -231,9 +280,9 @@ class Replay:
                     if courier is not None:
                         self._commit_courier(self.courier_engine.on_due(courier, now))
 
-    def _apply_update(self, update: WaybillUpdate, now: datetime) -> None:
+    def _apply_update(self, update: WaybillUpdate, now: datetime, scans: int | None = None) -> None:
         self.stats.updates += 1
-        self.stats.scans += len(update.scans)
+        self.stats.scans += len(update.scans) if scans is None else scans
         outcome = self.engine.on_update(self._waybill(update.waybill), update, now)
         self.stats.new_scans += len(outcome.new_scans)
         self._commit_waybill(outcome, now)
@@ -245,7 +294,7 @@ class Replay:
     def _commit_waybill(self, outcome: Outcome, now: datetime) -> None:
         state = outcome.state
         self._waybills[state.waybill] = state.to_bytes() if self.store_bytes else state
-        self.index.schedule(WAYBILL + state.waybill, outcome.next_due)
+        self.index.schedule_ms(WAYBILL + state.waybill, outcome.next_due_ms)
         for event in outcome.anomalies:
             self._emit(event)
         for signal in outcome.signals:
@@ -261,14 +310,14 @@ class Replay:
     def _commit_site(self, outcome: AggOutcome[SiteState]) -> None:
         state = outcome.state
         self._sites[state.subject] = state.to_bytes() if self.store_bytes else state
-        self.index.schedule(SITE + state.subject, outcome.next_due)
+        self.index.schedule_ms(SITE + state.subject, outcome.next_due_ms)
         for event in outcome.anomalies:
             self._emit(event)
 
     def _commit_courier(self, outcome: AggOutcome[CourierState]) -> None:
         state = outcome.state
         self._couriers[state.courier] = state.to_bytes() if self.store_bytes else state
-        self.index.schedule(COURIER + state.courier, outcome.next_due)
+        self.index.schedule_ms(COURIER + state.courier, outcome.next_due_ms)
         for event in outcome.anomalies:
             self._emit(event)
 
@@ -293,6 +342,13 @@ class Replay:
     def waybill_state(self, waybill: str) -> WaybillState | None:
         """The current state of one waybill (inspection and tests)."""
         return self._waybill(waybill)
+
+    def waybill_states(self) -> Iterator[WaybillState]:
+        """Every waybill's current state (inspection, the benchmark's state sizes)."""
+        for waybill in list(self._waybills):
+            state = self._waybill(waybill)
+            if state is not None:
+                yield state
 
     def clock_ms(self) -> int:
         """The stream clock in epoch ms."""

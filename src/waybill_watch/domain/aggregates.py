@@ -18,7 +18,7 @@ the state's type, ``load`` reads either state from bytes.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime, tzinfo
 from typing import Generic, TypeVar
 
 from waybill_watch.domain.aggregate_state import CourierState, SiteState, load_aggregate
@@ -38,11 +38,17 @@ S = TypeVar("S", SiteState, CourierState)
 
 @dataclass(slots=True)
 class AggOutcome(Generic[S]):
-    """What one aggregate engine call produced."""
+    """What one aggregate engine call produced; the next deadline as epoch ms and datetime."""
 
     state: S
     anomalies: list[AnomalyEvent] = field(default_factory=list)
-    next_due: datetime | None = None
+    next_due_ms: int | None = None
+    tz: tzinfo = UTC
+
+    @property
+    def next_due(self) -> datetime | None:
+        """The key's next deadline (shown in the local zone), None when it has none."""
+        return from_ms(self.next_due_ms, self.tz) if self.next_due_ms is not None else None
 
 
 class _AggregateEngine(Generic[S]):
@@ -66,8 +72,12 @@ class _AggregateEngine(Generic[S]):
         return self._finish(out)
 
     def _finish(self, out: AggOutcome[S]) -> AggOutcome[S]:
-        dues = [d for d in (det.due(out.state) for det in self.detectors) if d is not None]
-        out.next_due = from_ms(min(dues), self.tz) if dues else None
+        state, earliest = out.state, None
+        for detector in self.detectors:
+            due = detector.due(state)
+            if due is not None and (earliest is None or due < earliest):
+                earliest = due
+        out.next_due_ms, out.tz = earliest, self.tz
         return out
 
 

@@ -21,9 +21,20 @@ HOUR_MS = 3_600_000
 MINUTE_MS = 60_000
 
 
+#: The last conversion: one push's ``received_at`` (the clock's ``now``, every scan's and
+#: signal's receipt time) is converted many times in a row. One tuple, so threads are safe.
+_last_ms: tuple[datetime, int] = (EPOCH, 0)
+
+
 def to_ms(value: datetime) -> int:
     """Epoch milliseconds of an aware datetime (exact, no float rounding)."""
-    return (value - EPOCH) // _MS
+    global _last_ms
+    last = _last_ms
+    if last[0] is value:
+        return last[1]
+    ms = (value - EPOCH) // _MS
+    _last_ms = (value, ms)
+    return ms
 
 
 def from_ms(ms: int, tz: tzinfo = UTC) -> datetime:

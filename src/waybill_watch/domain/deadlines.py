@@ -50,10 +50,13 @@ class InMemoryDeadlineIndex:
         return self._due.get(key)
 
     def schedule(self, key: str, due: datetime | None) -> None:
-        if due is None:
+        self.schedule_ms(key, to_ms(due) if due is not None else None)
+
+    def schedule_ms(self, key: str, ms: int | None) -> None:
+        """``schedule`` with the due time in epoch ms (what the engines compute)."""
+        if ms is None:
             self._due.pop(key, None)
             return
-        ms = to_ms(due)
         if self._due.get(key) == ms:
             return
         self._due[key] = ms
@@ -62,7 +65,10 @@ class InMemoryDeadlineIndex:
             self._compact()
 
     def pop_due(self, now: datetime) -> list[str]:
-        limit = to_ms(now)
+        return self.pop_due_ms(to_ms(now))
+
+    def pop_due_ms(self, limit: int) -> list[str]:
+        """``pop_due`` with ``now`` in epoch ms."""
         heap, current = self._heap, self._due
         out: list[str] = []
         while heap and heap[0][0] <= limit:

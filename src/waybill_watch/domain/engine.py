@@ -18,7 +18,7 @@ every detector then re-reads the event-time-sorted facts, so arrival order does 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime, tzinfo
 
 from waybill_watch.domain.clock import from_ms, to_ms
 from waybill_watch.domain.config import DetectionSettings
@@ -31,18 +31,32 @@ from waybill_watch.models.anomaly import AnomalyEvent
 from waybill_watch.models.order import OrderEvent
 from waybill_watch.timefmt import format_rfc3339, zone
 
+# Enum members as module constants: member lookup on an enum class is slow in CPython 3.11.
+_DELIVERED = Status.DELIVERED
+_RECIPIENT = SignType.RECIPIENT
+_RECIPIENT_SIGNED = SignalKind.RECIPIENT_SIGNED
+_STALL_OPENED = SignalKind.STALL_OPENED
+_STALL_RESOLVED = SignalKind.STALL_RESOLVED
+_UPDATE_RECEIVED = SignalKind.UPDATE_RECEIVED
+
 STALL = "transit_stall"
 
 
 @dataclass(slots=True)
 class Outcome:
-    """What one engine call produced."""
+    """What one engine call produced; the next deadline as epoch ms and as a datetime."""
 
     state: WaybillState
     anomalies: list[AnomalyEvent] = field(default_factory=list)
     new_scans: list[Scan] = field(default_factory=list)
     signals: list[Signal] = field(default_factory=list)
-    next_due: datetime | None = None
+    next_due_ms: int | None = None
+    tz: tzinfo = UTC
+
+    @property
+    def next_due(self) -> datetime | None:
+        """The waybill's next deadline (shown in the local zone), None when it has none."""
+        return from_ms(self.next_due_ms, self.tz) if self.next_due_ms is not None else None
 
 
 class WaybillEngine:
@@ -68,7 +82,7 @@ class WaybillEngine:
         self._fire_passed(out, now, now_ms)
         out.signals.append(
             Signal(
-                SignalKind.UPDATE_RECEIVED,
+                _UPDATE_RECEIVED,
                 key=update.courier,
                 courier=update.courier,
                 at=update.received_at,
@@ -78,14 +92,10 @@ class WaybillEngine:
         fresh = state.add_scans(update.scans)
         for record, scan in fresh:
             out.new_scans.append(scan)
-            if (
-                record.status is Status.DELIVERED
-                and record.sign_type is SignType.RECIPIENT
-                and record.site
-            ):
+            if record.status is _DELIVERED and record.sign_type is _RECIPIENT and record.site:
                 out.signals.append(
                     Signal(
-                        SignalKind.RECIPIENT_SIGNED,
+                        _RECIPIENT_SIGNED,
                         key=site_key(scan.courier, record.site),
                         courier=scan.courier,
                         at=scan.event_time,
@@ -127,11 +137,14 @@ class WaybillEngine:
 
     def _evaluate(self, out: Outcome, now: datetime, now_ms: int) -> None:
         state = out.state
+        episodes = state.episodes
         next_due: int | None = None
         for detector in self.detectors:
-            verdict = detector.evaluate(state, state.episodes.get(detector.type), now_ms)
-            if verdict.due is not None and verdict.due > now_ms:
-                next_due = verdict.due if next_due is None else min(next_due, verdict.due)
+            episode = episodes.get(detector.type) if episodes else None
+            verdict = detector.evaluate(state, episode, now_ms)
+            due = verdict.due
+            if due is not None and due > now_ms and (next_due is None or due < next_due):
+                next_due = due
             if verdict.desired is None and verdict.resolved_by is None:
                 continue
             for step in reconcile(state.episodes, detector.type, detector.reasons, verdict, now_ms):
@@ -170,7 +183,7 @@ class WaybillEngine:
         site, courier = step.episode.site, out.state.courier
         if not site or not courier:
             return
-        kind = SignalKind.STALL_OPENED if step.status == "open" else SignalKind.STALL_RESOLVED
+        kind = _STALL_OPENED if step.status == "open" else _STALL_RESOLVED
         out.signals.append(
             Signal(
                 kind,
@@ -184,6 +197,5 @@ class WaybillEngine:
         )
 
     def _finish(self, out: Outcome) -> Outcome:
-        due = out.state.next_due
-        out.next_due = from_ms(due, self.tz) if due is not None else None
+        out.next_due_ms, out.tz = out.state.next_due, self.tz
         return out

@@ -8,6 +8,7 @@ masked when a record is built, so it is never stored in clear.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any
 
 from waybill_watch.domain.clock import to_ms
@@ -15,6 +16,9 @@ from waybill_watch.domain.ids import stable_id
 from waybill_watch.domain.types import CourierAlert, CourierAlertKind, Scan, SignType, Status
 from waybill_watch.masking import mask_name, mask_text
 from waybill_watch.models.order import OrderEvent
+
+# Enum members as module constants: member lookup on an enum class is slow in CPython 3.11.
+_OUT_FOR_DELIVERY = Status.OUT_FOR_DELIVERY
 
 MAX_TEXT = 120
 NO_KEY = "-"
@@ -71,6 +75,10 @@ RANK: dict[Status, int] = {
 ROUTINE = frozenset({Status.INFO_RECEIVED, Status.PICKED_UP, Status.IN_TRANSIT, Status.CUSTOMS})
 
 
+#: Site and city names repeat across waybills: mask each distinct one once.
+_mask_place = lru_cache(maxsize=8192)(mask_text)
+
+
 def short_ref(event_id: str) -> str:
     """A 64-bit hash of an event id: enough to recognise duplicates within one waybill."""
     return stable_id("seen", event_id, size=8)
@@ -108,14 +116,14 @@ class ScanRecord:
     @classmethod
     def from_scan(cls, scan: Scan) -> ScanRecord:
         """Summarise a scan; personal data is masked before it is ever stored."""
-        keep_text = scan.status not in ROUTINE and scan.status is not Status.OUT_FOR_DELIVERY
+        keep_text = scan.status not in ROUTINE and scan.status is not _OUT_FOR_DELIVERY
         text = mask_text(scan.description)[:MAX_TEXT] if keep_text and scan.description else None
         return cls(
             t=to_ms(scan.event_time),
             status=scan.status,
             event_id=scan.event_id,
-            site=mask_text(scan.site) if scan.site else None,
-            city=mask_text(scan.city) if scan.city else None,
+            site=_mask_place(scan.site) if scan.site else None,
+            city=_mask_place(scan.city) if scan.city else None,
             sign_type=scan.sign_type,
             code=scan.courier_code,
             signer=mask_name(scan.signer) if scan.signer else None,

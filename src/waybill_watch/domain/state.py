@@ -20,6 +20,7 @@ Serialisation (``to_bytes``/``from_bytes``) is orjson of plain lists with a vers
 from __future__ import annotations
 
 import bisect
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import orjson
@@ -61,6 +62,14 @@ __all__ = [
 ]
 
 
+def _by_order(record: ScanRecord) -> tuple[int, int, str]:
+    return record.order
+
+
+def _fresh_order(item: tuple[ScanRecord, Scan]) -> tuple[int, int, str]:
+    return item[0].order
+
+
 @dataclass(slots=True)
 class WaybillState:
     """Everything kept about one waybill between events."""
@@ -80,22 +89,42 @@ class WaybillState:
 
     def add_scans(self, scans: list[Scan]) -> list[tuple[ScanRecord, Scan]]:
         """Insert the scans not seen before; return them (record, scan) in event-time order."""
-        seen = {r.event_id for r in self.scans}
+        kept = self.scans
+        seen = {r.event_id for r in kept}
         fresh: list[tuple[ScanRecord, Scan]] = []
         for scan in scans:
-            if scan.event_id in seen or self._was_evicted(scan.event_id):
+            if scan.event_id in seen or (self.evicted and self._was_evicted(scan.event_id)):
                 continue
             seen.add(scan.event_id)
             record = ScanRecord.from_scan(scan)
-            bisect.insort(self.scans, record, key=lambda r: r.order)
+            order = record.order
+            if not kept or kept[-1].order <= order:
+                kept.append(record)  # the usual case: the newest scan (what insort does)
+            else:
+                bisect.insort(kept, record, key=_by_order)
             fresh.append((record, scan))
             received = to_ms(scan.received_at)
             if self.last_scan_received is None or received > self.last_scan_received:
                 self.last_scan_received = received
-        while len(self.scans) > MAX_SCANS:
+        while len(kept) > MAX_SCANS:
             self._evict_one()
-        fresh.sort(key=lambda item: item[0].order)
+        if len(fresh) > 1:
+            fresh.sort(key=_fresh_order)
         return fresh
+
+    def known_ids(self) -> Callable[[str], bool]:
+        """A test for the event ids ``add_scans`` would skip: scans kept or evicted.
+
+        Lets a caller holding a whole-trace push build only the scans this waybill lacks.
+        """
+        kept = {r.event_id for r in self.scans}
+        if not self.evicted:
+            return kept.__contains__
+
+        def known(event_id: str) -> bool:
+            return event_id in kept or self._was_evicted(event_id)
+
+        return known
 
     def add_order(self, event: OrderEvent) -> OrderFact | None:
         """Record an order event; ``None`` when the same event was seen before."""
@@ -146,6 +175,8 @@ class WaybillState:
 
     def facts(self, kind: str) -> list[OrderFact]:
         """Order facts of one kind, oldest first."""
+        if not self.orders:
+            return []
         return [f for f in self.orders if f.kind == kind]
 
     @property

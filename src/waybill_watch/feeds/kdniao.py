@@ -12,6 +12,7 @@ from datetime import UTC, datetime
 from typing import Any, NamedTuple
 from urllib.parse import unquote
 
+from waybill_watch.domain.ids import scan_ids
 from waybill_watch.domain.types import CourierAlert, Scan, Status
 from waybill_watch.feeds.base import (
     Acknowledgement,
@@ -28,6 +29,7 @@ from waybill_watch.feeds.common import (
     as_list,
     as_text,
     body_text,
+    event_time,
     form_value,
     load_object,
     read_form,
@@ -45,7 +47,7 @@ from waybill_watch.feeds.kdniao_codes import (
     TEXT_ACTIONS,
     TRACKING_REQUEST_TYPES,
 )
-from waybill_watch.feeds.scans import Updates, latest_position, make_scan
+from waybill_watch.feeds.scans import PendingParse, Updates, make_scan
 from waybill_watch.feeds.signing import constant_time_equal, kdniao_data_sign, required_secret
 from waybill_watch.feeds.text_rules import (
     SignRule,
@@ -57,16 +59,15 @@ from waybill_watch.feeds.text_rules import (
 from waybill_watch.jsonio import dumps
 from waybill_watch.masking import mask_text
 from waybill_watch.models.envelope import CaptureEnvelope
-from waybill_watch.timefmt import zone
+from waybill_watch.timefmt import TimeParseError, zone
 
 FEED = "kdniao"
 
 
-class _Trace(NamedTuple):
-    time: EventTime
-    text: str
-    action: str
-    location: str
+#: A readable trace waiting to become a scan: (time, AcceptStation, the trace object, waybill,
+#: courier, the waybill State when it is the latest trace, received_at, event_id). The trace
+#: object keeps the fields only a built scan needs (Action, Location).
+_Draft = tuple[EventTime, str, dict[str, Any], str, str, str | None, datetime, str]
 
 
 class _Context(NamedTuple):
@@ -137,11 +138,21 @@ class KdniaoFeed:
         """Read a push into one update per waybill; 107 is ignored, broken parts rejected."""
         return run_guarded(FEED, self._parse, envelope)
 
+    def parse_pending(self, envelope: CaptureEnvelope) -> PendingParse:
+        """``parse`` with each update's scans left unbuilt (``PendingUpdate``), for callers that
+        hold the waybill's state and build only the scans it lacks (replay)."""
+        return run_guarded(FEED, self._parse_pending, envelope)
+
     def _parse(self, envelope: CaptureEnvelope) -> ParseResult:
+        found = self._parse_pending(envelope)
+        updates = [pending.realise() for pending in found.updates]
+        return ParseResult(updates=updates, rejected=found.rejected, ignored=found.ignored)
+
+    def _parse_pending(self, envelope: CaptureEnvelope) -> PendingParse:
         fields = read_form(envelope.body)
         request_type = form_value(fields, "RequestType").strip()
         if request_type in IGNORED_REQUEST_TYPES:
-            return ParseResult(ignored=IGNORED_REQUEST_TYPES[request_type])
+            return PendingParse(ignored=IGNORED_REQUEST_TYPES[request_type])
         if request_type not in TRACKING_REQUEST_TYPES:
             raise MalformedBody(
                 "unknown_request_type",
@@ -155,17 +166,17 @@ class KdniaoFeed:
             raise MalformedBody("bad_shape", "RequestData.Data is not an array")
         push_text = as_text(doc.get("PushTime")).strip()
         tz = self.config.timezone
-        result = ParseResult()
+        result = PendingParse()
         ctx = _Context(
             tz=tz,
             received_at=envelope.received_at,
             push_time=try_event_time(push_text, tz) if push_text else None,
-            updates=Updates(FEED, envelope.received_at),
+            updates=Updates(FEED, envelope.received_at, _build_scan),
             rejected=result.rejected,
         )
         for index, item in enumerate(data):
             _read_waybill(item, index, ctx)
-        result.updates = ctx.updates.build()
+        result.updates = ctx.updates.pending()
         return result
 
     # --- acknowledge ----------------------------------------------------------------------
@@ -199,60 +210,77 @@ def _read_waybill(item: Any, index: int, ctx: _Context) -> None:
     if raw_traces is not None and not isinstance(raw_traces, list):
         ctx.rejected.append(Rejected("bad_shape", f"Data[{index}].Traces is not an array", waybill))
         return
-    traces = _read_traces(as_list(raw_traces), waybill, ctx)
-    latest = latest_position([t.time.at for t in traces])
     state = as_text(item.get("State")).strip()
-    for position, trace in enumerate(traces):
-        ctx.updates.add_scan(
-            _scan(trace, waybill, courier, state if position == latest else None, ctx)
-        )
+    drafts, latest = _read_traces(as_list(raw_traces), waybill, courier, ctx)
+    if drafts:
+        entries = ctx.updates.entries(waybill, courier)
+        for draft in drafts:
+            entries.setdefault(draft[-1], draft)  # within a push the first occurrence wins
+        # Only the latest trace is cross-checked against the waybill State.
+        last = drafts[latest]
+        if entries[last[-1]] is last:
+            entries[last[-1]] = (*last[:5], state, *last[6:])
     _read_alert(item, waybill, courier, ctx)
 
 
-def _read_traces(raw: list[Any], waybill: str, ctx: _Context) -> list[_Trace]:
-    traces: list[_Trace] = []
+def _read_traces(
+    raw: list[Any], waybill: str, courier: str, ctx: _Context
+) -> tuple[list[_Draft], int]:
+    """The drafts of the readable traces and the position of the latest (ties: the later)."""
+    drafts: list[_Draft] = []
+    latest, latest_at = -1, None
+    tz, received_at = ctx.tz, ctx.received_at
+    event_id = scan_ids(waybill, courier)
     for index, value in enumerate(raw):
         if not isinstance(value, dict):
             ctx.rejected.append(Rejected("bad_shape", f"Traces[{index}] is not an object", waybill))
             continue
-        time_text = as_text(value.get("AcceptTime"))
+        time_text = value.get("AcceptTime")
+        if type(time_text) is not str:
+            time_text = as_text(time_text)
         if not time_text.strip():
             ctx.rejected.append(
                 Rejected("missing_field", f"Traces[{index}] has no AcceptTime", waybill)
             )
             continue
-        when = try_event_time(time_text, ctx.tz)
-        if isinstance(when, str):
-            ctx.rejected.append(Rejected("bad_time", f"Traces[{index}]: {when}", waybill))
+        try:
+            when = event_time(time_text, tz)
+        except (TimeParseError, OverflowError, ValueError):
+            problem = try_event_time(time_text, tz)  # the same failure, as a message
+            ctx.rejected.append(Rejected("bad_time", f"Traces[{index}]: {problem}", waybill))
             continue
-        traces.append(
-            _Trace(
-                when,
-                as_text(value.get("AcceptStation")),
-                as_text(value.get("Action")).strip(),
-                as_text(value.get("Location")),
-            )
+        text = value.get("AcceptStation")
+        if type(text) is not str:
+            text = as_text(text)
+        if latest_at is None or when.at >= latest_at:
+            latest, latest_at = len(drafts), when.at
+        # The Action stays out of the identity: a 101 and a 102 push of the same trace
+        # (merchants subscribed to both) and a later re-classification keep one event_id.
+        drafts.append(
+            (when, text, value, waybill, courier, None, received_at, event_id(when.key, text))
         )
-    return traces
+    return drafts, latest
 
 
-def _scan(trace: _Trace, waybill: str, courier: str, state: str | None, ctx: _Context) -> Scan:
-    facts = read_text(trace.text)
-    status, rule, code = resolve_status(trace.action, facts, state)
-    # The Action stays out of the identity: a 101 and a 102 push of the same trace (merchants
-    # subscribed to both) and a later re-classification by Kdniao keep one event_id.
+def _build_scan(draft: _Draft) -> Scan:
+    """The canonical scan of one trace (``Updates`` builder: only for scans that are needed)."""
+    when, text, raw, waybill, courier, state, received_at, event_id = draft
+    action = as_text(raw.get("Action")).strip()
+    facts = read_text(text)
+    status, rule, code = resolve_status(action, facts, state)
     return make_scan(
         feed=FEED,
         waybill=waybill,
         courier=courier,
-        when=trace.time,
-        received_at=ctx.received_at,
+        when=when,
+        received_at=received_at,
         status=status,
         rule=rule,
         code=code,
-        text=trace.text,
+        text=text,
         facts=facts,
-        city=normalise_city(trace.location),
+        city=normalise_city(as_text(raw.get("Location"))),
+        event_id=event_id,
     )
 
 

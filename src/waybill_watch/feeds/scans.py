@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any
 
 from waybill_watch.domain.ids import scan_event_id
 from waybill_watch.domain.types import CourierAlert, Scan, SignType, Status, WaybillUpdate
+from waybill_watch.feeds.base import Rejected
 from waybill_watch.feeds.common import EventTime
 from waybill_watch.feeds.text_rules import SignRule, TextFacts, sign_type_for
+
+# Enum members as module constants: member lookup on an enum class is slow in CPython 3.11.
+_DELIVERED = Status.DELIVERED
 
 
 def make_scan(
@@ -25,16 +31,17 @@ def make_scan(
     facts: TextFacts,
     city: str | None,
     identity: str | None = None,
+    event_id: str | None = None,
 ) -> Scan:
     """One canonical scan; ``sign_type``/``signer`` only on ``delivered``.
 
     ``event_id`` is built from waybill, courier, the instant and ``identity`` (default: the
     text) — never from the status code, which providers re-classify between pushes — so every
-    re-push of the scan keeps its id.
+    re-push of the scan keeps its id. A caller that already computed that id passes it.
     """
     sign_type: SignType | None = None
     signer: str | None = None
-    if status is Status.DELIVERED:
+    if status is _DELIVERED:
         sign_type = sign_type_for(rule, facts)
         signer = facts.signer
     return Scan(
@@ -44,9 +51,9 @@ def make_scan(
         received_at=received_at,
         status=status,
         source_feed=feed,
-        event_id=scan_event_id(
-            waybill, courier, when.key, "", text if identity is None else identity
-        ),
+        event_id=event_id
+        if event_id is not None
+        else scan_event_id(waybill, courier, when.key, "", text if identity is None else identity),
         sign_type=sign_type,
         signer=signer,
         city=city or facts.city,
@@ -65,55 +72,101 @@ def latest_position(times: list[datetime]) -> int:
     return best
 
 
+#: Turns a feed's draft of one trace into its canonical scan.
+ScanBuilder = Callable[[Any], Scan]
+
+
 @dataclass(slots=True)
-class _Pending:
+class PendingUpdate:
+    """One waybill's part of a push whose scans are not built yet: their ids first.
+
+    ``entries`` maps each distinct ``event_id`` (push order, the first occurrence wins) to its
+    ``Scan`` or to a feed draft that ``builder`` turns into one. Building a scan (text rules,
+    status, masking) costs far more than its id, and a whole-trace push mostly re-sends scans
+    the waybill already has: ``realise(known)`` builds only the others. The resulting update
+    gives ``WaybillEngine.on_update`` the same outcome, since it drops known ids anyway.
+    """
+
     update: WaybillUpdate
-    seen: set[str]
+    entries: dict[str, Any]
+    builder: ScanBuilder | None = None
+
+    @property
+    def scan_count(self) -> int:
+        """How many distinct scans the push carries for this waybill (``len(update.scans)``)."""
+        return len(self.entries)
+
+    def realise(self, known: Callable[[str], bool] | None = None) -> WaybillUpdate:
+        """The update with its scans built (all, or those ``known`` does not recognise)."""
+        builder = self.builder
+        scans: list[Scan] = []
+        for event_id, entry in self.entries.items():
+            if known is not None and known(event_id):
+                continue
+            scans.append(entry if builder is None or isinstance(entry, Scan) else builder(entry))
+        scans.sort(key=_scan_time)  # stable: filtering then sorting keeps the full order
+        self.update.scans = scans
+        return self.update
+
+
+@dataclass(slots=True)
+class PendingParse:
+    """``ParseResult`` of a feed whose updates come out as ``PendingUpdate``s."""
+
+    updates: list[PendingUpdate] = field(default_factory=list)
+    rejected: list[Rejected] = field(default_factory=list)
+    ignored: str | None = None
 
 
 class Updates:
     """Collects one push's scans and alerts into one ``WaybillUpdate`` per (waybill, courier).
 
     Exact duplicate scans (same ``event_id``) within the push are dropped; scans come out in
-    event-time order (stable), whatever order the provider sent them in.
+    event-time order (stable), whatever order the provider sent them in. A feed may put drafts
+    in ``entries`` instead of scans (built by ``builder``), so that ``pending`` can hand them
+    out unbuilt.
     """
 
-    __slots__ = ("_by_key", "feed", "received_at")
+    __slots__ = ("_by_key", "builder", "feed", "received_at")
 
-    def __init__(self, feed: str, received_at: datetime) -> None:
+    def __init__(
+        self, feed: str, received_at: datetime, builder: ScanBuilder | None = None
+    ) -> None:
         self.feed = feed
         self.received_at = received_at
-        self._by_key: dict[tuple[str, str], _Pending] = {}
+        self.builder = builder
+        self._by_key: dict[tuple[str, str], PendingUpdate] = {}
 
-    def _pending(self, waybill: str, courier: str) -> _Pending:
+    def _pending(self, waybill: str, courier: str) -> PendingUpdate:
         key = (waybill, courier)
         found = self._by_key.get(key)
         if found is None:
             update = WaybillUpdate(waybill, courier, self.received_at, self.feed)
-            found = self._by_key[key] = _Pending(update, set())
+            found = self._by_key[key] = PendingUpdate(update, {}, self.builder)
         return found
 
     def add_scan(self, scan: Scan) -> None:
-        pending = self._pending(scan.waybill, scan.courier)
-        if scan.event_id not in pending.seen:
-            pending.seen.add(scan.event_id)
-            pending.update.scans.append(scan)
+        entries = self._pending(scan.waybill, scan.courier).entries
+        if scan.event_id not in entries:
+            entries[scan.event_id] = scan
+
+    def entries(self, waybill: str, courier: str) -> dict[str, Any]:
+        """The (event_id → scan or draft) map of one waybill, for a feed adding many at once;
+        the first entry of an id wins, as with ``add_scan``."""
+        return self._pending(waybill, courier).entries
 
     def add_alert(self, alert: CourierAlert) -> None:
         pending = self._pending(alert.waybill, alert.courier)
         if alert not in pending.update.alerts:
             pending.update.alerts.append(alert)
 
+    def pending(self) -> list[PendingUpdate]:
+        """The updates that say something (scans or alerts), scans not built yet."""
+        return [p for p in self._by_key.values() if p.entries or p.update.alerts]
+
     def build(self) -> list[WaybillUpdate]:
         """The updates that say something (scans or alerts), scans sorted by event time."""
-        out: list[WaybillUpdate] = []
-        for pending in self._by_key.values():
-            update = pending.update
-            if not update.scans and not update.alerts:
-                continue
-            update.scans.sort(key=_scan_time)
-            out.append(update)
-        return out
+        return [pending.realise() for pending in self.pending()]
 
 
 def _scan_time(scan: Scan) -> datetime:

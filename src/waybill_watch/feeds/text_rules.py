@@ -239,19 +239,19 @@ def read_text(text: str) -> TextFacts:
 
 def sign_type_for(rule: SignRule | None, facts: TextFacts) -> SignType:
     """Apply a mapping table's sign rule to a delivered scan's text."""
-    if rule is SignRule.PROXY:
-        return SignType.PROXY
-    if rule is SignRule.RECIPIENT:
-        return SignType.RECIPIENT
-    if rule is SignRule.STATION_ELSE_LOCKER:
-        return SignType.STATION if facts.names_station else SignType.LOCKER
-    if rule is SignRule.LOCKER_ELSE_STATION:
-        return SignType.LOCKER if facts.names_locker else SignType.STATION
+    if rule is _RULE_PROXY:
+        return _SIGNED_PROXY
+    if rule is _RULE_RECIPIENT:
+        return _SIGNED_RECIPIENT
+    if rule is _RULE_STATION_ELSE_LOCKER:
+        return _SIGNED_STATION if facts.names_station else _SIGNED_LOCKER
+    if rule is _RULE_LOCKER_ELSE_STATION:
+        return _SIGNED_LOCKER if facts.names_locker else _SIGNED_STATION
     if facts.sign_type is not None:
         return facts.sign_type
-    if rule is SignRule.TEXT_ELSE_RECIPIENT:
-        return SignType.RECIPIENT
-    return SignType.UNKNOWN
+    if rule is _RULE_TEXT_ELSE_RECIPIENT:
+        return _SIGNED_RECIPIENT
+    return _SIGNED_UNKNOWN
 
 
 def status_from_text(
@@ -265,7 +265,22 @@ def status_from_text(
     """
     inferred = facts.status
     if check is not None and inferred in check[1]:
-        return check[0], SignRule.TEXT_ELSE_UNKNOWN, check_code
+        return check[0], _RULE_TEXT_ELSE_UNKNOWN, check_code
     if inferred is None:
-        return Status.IN_TRANSIT, None, code
-    return inferred, SignRule.TEXT_ELSE_UNKNOWN, code
+        return _IN_TRANSIT, None, code
+    return inferred, _RULE_TEXT_ELSE_UNKNOWN, code
+
+
+# Enum members as module constants: member lookup on an enum class is slow in CPython 3.11.
+_IN_TRANSIT = Status.IN_TRANSIT
+_SIGNED_PROXY, _SIGNED_RECIPIENT = SignType.PROXY, SignType.RECIPIENT
+_SIGNED_STATION, _SIGNED_LOCKER, _SIGNED_UNKNOWN = (
+    SignType.STATION,
+    SignType.LOCKER,
+    SignType.UNKNOWN,
+)
+_RULE_PROXY, _RULE_RECIPIENT = SignRule.PROXY, SignRule.RECIPIENT
+_RULE_STATION_ELSE_LOCKER = SignRule.STATION_ELSE_LOCKER
+_RULE_LOCKER_ELSE_STATION = SignRule.LOCKER_ELSE_STATION
+_RULE_TEXT_ELSE_RECIPIENT = SignRule.TEXT_ELSE_RECIPIENT
+_RULE_TEXT_ELSE_UNKNOWN = SignRule.TEXT_ELSE_UNKNOWN

@@ -3,6 +3,7 @@ FeedError. ``parser_error`` is the safety net's reason: reaching it means a pars
 
 from __future__ import annotations
 
+import itertools
 from typing import Any
 from urllib.parse import quote_plus, unquote_plus
 
@@ -188,7 +189,12 @@ def test_verify_raises_only_feed_errors(feed: str, body: bytes, headers: dict[st
     value=st.text(max_size=60)
     | st.text(max_size=60).map(lambda t: quote_plus(t))
     | st.lists(
-        st.sampled_from(["%E5", "%BF", "%AB", "%", "%2", "+", "\\", "a", "é", "%C3%A9"])
+        st.sampled_from(
+            [
+                *("%E5", "%BF", "%AB", "%", "%2", "+", "\\", "a", "é", "%C3%A9"),
+                *("=", "=41", "%3D", "%4g", "%g4", "%%", "\n", "\r", "%0A", "%e5%90%88", "F"),
+            ]
+        )
     ).map("".join)
 )
 def test_form_unquote_equals_the_standard_library(value: str) -> None:
@@ -201,3 +207,24 @@ def test_form_unquote_equals_the_standard_library(value: str) -> None:
     except UnicodeDecodeError:
         got = None
     assert got == expected
+
+
+def _stdlib_or_none(value: str) -> str | None:
+    try:
+        return unquote_plus(value, errors="strict")
+    except UnicodeDecodeError:
+        return None
+
+
+def test_form_unquote_agrees_on_every_short_combination_of_escape_syntax() -> None:
+    """Exhaustive over the characters the C-speed path treats specially (``%``, ``=``, CR, LF,
+    hex digits, non-hex letters, ``+``), so no corner of quoted-printable syntax leaks out."""
+    tokens = ["%", "=", "4", "1", "g", "\n", "\r", "+", "%C3", "%A9", "é", "\\", "%e5%90%88"]
+    for size in range(1, 5):
+        for combo in itertools.product(tokens, repeat=size):
+            value = "".join(combo)
+            try:
+                got: str | None = form_unquote(value)
+            except UnicodeDecodeError:
+                got = None
+            assert got == _stdlib_or_none(value), value

@@ -27,6 +27,7 @@ TRIGGERS: tuple[Status, ...] = (
     Status.RETURNING,
 )
 RESOLVERS = frozenset({Status.DELIVERED, Status.RETURNED})
+_TRIGGER_SET = frozenset(TRIGGERS)
 
 
 class DeliveryException(Detector):
@@ -41,7 +42,7 @@ class DeliveryException(Detector):
         for record in state.scans:
             if record.status in RESOLVERS:
                 boundary, after = record, []
-            elif record.status in TRIGGERS:
+            elif record.status in _TRIGGER_SET:
                 after.append(record)
         key = boundary.event_id if boundary is not None else NO_KEY
         verdict = Verdict()

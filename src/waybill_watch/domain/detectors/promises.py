@@ -23,6 +23,11 @@ from waybill_watch.domain.episodes import Desired, Verdict
 from waybill_watch.domain.state import Episode, WaybillState
 from waybill_watch.domain.types import CourierAlertKind, Status
 
+# Enum members as module constants: member lookup on an enum class is slow in CPython 3.11.
+_DELIVERED = Status.DELIVERED
+_DELIVERY_OVERDUE = CourierAlertKind.DELIVERY_OVERDUE
+_NO_FIRST_SCAN = CourierAlertKind.NO_FIRST_SCAN
+
 
 class NoFirstScan(Detector):
     """Shipped on paper, never scanned by the courier."""
@@ -46,7 +51,7 @@ class NoFirstScan(Detector):
                 reasons.append("no_scan")
             else:
                 verdict.due = due
-        if CourierAlertKind.NO_FIRST_SCAN in state.alerts:
+        if _NO_FIRST_SCAN in state.alerts:
             reasons.append("courier_reported")
         if reasons:
             verdict.desired = Desired(self.KEY, tuple(reasons), 1, lambda: self._evidence(state))
@@ -57,7 +62,7 @@ class NoFirstScan(Detector):
             "order_events": [self.order_event(f) for f in state.facts("shipped")[:1]],
             "threshold_hours": self.settings.no_first_scan_hours,
         }
-        alert = state.alerts.get(CourierAlertKind.NO_FIRST_SCAN)
+        alert = state.alerts.get(_NO_FIRST_SCAN)
         if alert is not None:
             out["alerts"] = [self.alert(alert)]
         return out
@@ -71,7 +76,11 @@ class DeliveryOverdue(Detector):
     KEY = "overdue"
 
     def evaluate(self, state: WaybillState, episode: Episode | None, now: int) -> Verdict:
-        delivered = next((r for r in state.scans if r.status is Status.DELIVERED), None)
+        delivered = None
+        for record in state.scans:
+            if record.status is _DELIVERED:
+                delivered = record
+                break
         if delivered is not None:
             if episode is None:
                 return Verdict()
@@ -84,7 +93,7 @@ class DeliveryOverdue(Detector):
                 reasons.append("promise_passed")
             else:
                 verdict.due = promise
-        if CourierAlertKind.DELIVERY_OVERDUE in state.alerts:
+        if _DELIVERY_OVERDUE in state.alerts:
             reasons.append("courier_reported")
         if reasons:
             verdict.desired = Desired(
@@ -101,7 +110,7 @@ class DeliveryOverdue(Detector):
         if promise is not None:
             out["promised_delivery_at"] = self.time(promise)
             out["hours_overdue"] = round((now - promise) / 3_600_000, 2)
-        alert = state.alerts.get(CourierAlertKind.DELIVERY_OVERDUE)
+        alert = state.alerts.get(_DELIVERY_OVERDUE)
         if alert is not None:
             out["alerts"] = [self.alert(alert)]
         return out

@@ -21,6 +21,10 @@ from waybill_watch.domain.state import Episode, ScanRecord, WaybillState
 from waybill_watch.domain.types import Status
 from waybill_watch.models.anomaly import AnomalyType
 
+# Enum members as module constants: member lookup on an enum class is slow in CPython 3.11.
+_DELIVERED = Status.DELIVERED
+_IN_TRANSIT = Status.IN_TRANSIT
+
 REGRESS = frozenset({Status.PICKED_UP, Status.IN_TRANSIT, Status.OUT_FOR_DELIVERY})
 ROUTE = frozenset({Status.PICKED_UP, Status.IN_TRANSIT})
 ROUTE_ENDS = frozenset({Status.RETURNING, Status.REJECTED})
@@ -37,7 +41,7 @@ def site_loops(scans: list[ScanRecord]) -> list[ScanRecord]:
             break
         if record.status not in ROUTE or record.site is None or record.site == current:
             continue
-        if record.status is Status.IN_TRANSIT and record.site in left:
+        if record.status is _IN_TRANSIT and record.site in left:
             loops.append(record)
         if current is not None:
             left.add(current)
@@ -55,9 +59,9 @@ class StatusRegression(Detector):
         delivered: ScanRecord | None = None
         after: list[ScanRecord] = []
         for record in state.scans:
-            if record.status is Status.DELIVERED:
+            if record.status is _DELIVERED:
                 delivered, after = record, []
-            elif record.status in REGRESS and delivered is not None:
+            elif delivered is not None and record.status in REGRESS:
                 after.append(record)
         loops = site_loops(state.scans)
         verdict = Verdict()

@@ -18,6 +18,8 @@ escalation ladder from the open.
 
 from __future__ import annotations
 
+from datetime import tzinfo
+from functools import lru_cache
 from typing import Any
 
 from waybill_watch.domain.clock import from_ms
@@ -28,7 +30,31 @@ from waybill_watch.domain.state import NO_KEY, Episode, OrderFact, ScanRecord, W
 from waybill_watch.domain.types import Status
 from waybill_watch.models.anomaly import AnomalyType
 
+# Enum members as module constants: member lookup on an enum class is slow in CPython 3.11.
+_DELIVERED = Status.DELIVERED
+
+_COMPLAINT = "not_received_reported"
 HANDOVER = frozenset({Status.OUT_FOR_DELIVERY, Status.AVAILABLE_FOR_PICKUP})
+
+
+@lru_cache(maxsize=16_384)
+def _local_hour(ms: int, tz: tzinfo) -> int:
+    # Every evaluation re-checks the waybill's delivered scans: the same instants come back.
+    return from_ms(ms, tz).hour
+
+
+def _any_delivered(state: WaybillState) -> bool:
+    for record in state.scans:  # noqa: SIM110 - faster than any() over a generator
+        if record.status is _DELIVERED:
+            return True
+    return False
+
+
+def _any_complaint(state: WaybillState) -> bool:
+    for fact in state.orders:  # noqa: SIM110 - faster than any() over a generator
+        if fact.kind == _COMPLAINT:
+            return True
+    return False
 
 
 def _receipt_boundary(state: WaybillState) -> OrderFact | None:
@@ -51,6 +77,8 @@ class SuspiciousSignature(Detector):
     reasons: tuple[str, ...] = ("no_delivery_scan", "city_mismatch", "odd_hours")
 
     def evaluate(self, state: WaybillState, episode: Episode | None, now: int) -> Verdict:
+        if episode is None and not _any_delivered(state):
+            return Verdict()  # nothing open to resolve, no signing scan to judge
         boundary = _receipt_boundary(state)
         key = boundary.ref if boundary is not None else NO_KEY
         verdict = Verdict(resolved_by=_resolution(self, episode, boundary, key))
@@ -61,7 +89,7 @@ class SuspiciousSignature(Detector):
         for record in state.scans:
             if record.status in HANDOVER:
                 handed_over = True
-            if record.status is not Status.DELIVERED or (since is not None and record.t <= since):
+            if record.status is not _DELIVERED or (since is not None and record.t <= since):
                 continue
             found = (
                 "no_delivery_scan" if not handed_over else None,
@@ -79,7 +107,7 @@ class SuspiciousSignature(Detector):
         return verdict
 
     def _odd_hour(self, ms: int) -> bool:
-        hour = from_ms(ms, self.tz).hour
+        hour = _local_hour(ms, self.tz)
         start, end = self.settings.odd_hours_start, self.settings.odd_hours_end
         return start <= hour < end if start < end else hour >= start or hour < end
 
@@ -111,12 +139,14 @@ class SignedNotReceived(Detector):
         )
 
     def evaluate(self, state: WaybillState, episode: Episode | None, now: int) -> Verdict:
+        if episode is None and not _any_complaint(state):
+            return Verdict()  # nothing open to resolve, no complaint to check
         boundary = _receipt_boundary(state)
         key = boundary.ref if boundary is not None else NO_KEY
         verdict = Verdict(resolved_by=_resolution(self, episode, boundary, key))
         complaints = [
             c
-            for c in state.facts("not_received_reported")
+            for c in state.facts(_COMPLAINT)
             if (boundary is None or c.t > boundary.t) and self._signed_at(state, c.t) is not None
         ]
         if complaints:
@@ -134,7 +164,7 @@ class SignedNotReceived(Detector):
             if record.t > at:
                 break
             latest = record
-        return latest if latest is not None and latest.status is Status.DELIVERED else None
+        return latest if latest is not None and latest.status is _DELIVERED else None
 
     def _evidence(self, complaints: list[OrderFact], signed: ScanRecord | None) -> dict[str, Any]:
         return {

@@ -15,6 +15,7 @@ from typing import Any
 
 from waybill_watch.domain.aggregate_state import CourierState
 from waybill_watch.domain.clock import MINUTE_MS, to_ms
+from waybill_watch.domain.config import DetectionSettings
 from waybill_watch.domain.detectors.base import Detector
 from waybill_watch.domain.episodes import Subject, make_event
 from waybill_watch.domain.signals import Signal, SignalKind
@@ -29,17 +30,29 @@ class FeedSilence(Detector):
     reasons = ("no_updates",)
     kinds = frozenset({SignalKind.UPDATE_RECEIVED})
 
+    def __init__(self, settings: DetectionSettings) -> None:
+        super().__init__(settings)
+        # The buckets before the latest update's minute that the look-back still covers.
+        self._lookback_ms = (settings.feed_silence_lookback_minutes - 1) * MINUTE_MS
+        self._quiet_ms = settings.feed_silence_quiet_minutes * MINUTE_MS
+
     def on_signal(self, state: CourierState, signal: Signal, now: datetime) -> list[AnomalyEvent]:
         received = to_ms(signal.at)
         if state.last is None or received > state.last:
             state.last = received
         last_minute = state.last - state.last % MINUTE_MS
-        floor = last_minute - (self.settings.feed_silence_lookback_minutes - 1) * MINUTE_MS
+        floor = last_minute - self._lookback_ms
         minute = received - received % MINUTE_MS
+        buckets = state.buckets
         if minute >= floor:
-            state.buckets[minute] = state.buckets.get(minute, 0) + 1
-        for old in [m for m in state.buckets if m < floor]:
-            del state.buckets[old]
+            buckets[minute] = buckets.get(minute, 0) + 1
+        if min(buckets, default=floor) < floor:  # the look-back moved on (once a minute)
+            for old in [m for m in buckets if m < floor]:
+                del buckets[old]
+        if not state.episodes:
+            due = self.due(state)
+            if due is None or to_ms(now) < due:
+                return []  # no episode to resolve, none to open: what on_due would find
         return self.on_due(state, now)
 
     def on_due(self, state: CourierState, now: datetime) -> list[AnomalyEvent]:
@@ -71,7 +84,7 @@ class FeedSilence(Detector):
             return None
         if sum(state.buckets.values()) < self.settings.feed_silence_min_updates:
             return None
-        return state.last + self.settings.feed_silence_quiet_minutes * MINUTE_MS
+        return state.last + self._quiet_ms
 
     def _evidence(self, state: CourierState, count: int) -> dict[str, Any]:
         return {

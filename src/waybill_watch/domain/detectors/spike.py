@@ -20,6 +20,9 @@ from waybill_watch.domain.signals import Signal, SignalKind
 from waybill_watch.domain.state import Episode
 from waybill_watch.models.anomaly import AnomalyEvent, AnomalyStatus
 
+# Enum members as module constants: member lookup on an enum class is slow in CPython 3.11.
+_STALL_OPENED = SignalKind.STALL_OPENED
+
 LISTED_WAYBILLS = 200
 
 
@@ -34,7 +37,7 @@ class SiteStallSpike(Detector):
         waybill = signal.waybill
         if waybill is None:
             return []
-        opened = signal.kind is SignalKind.STALL_OPENED
+        opened = signal.kind is _STALL_OPENED
         if opened == (waybill in state.stalls):
             return []  # a repeated signal
         if opened:

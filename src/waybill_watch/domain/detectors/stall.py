@@ -23,6 +23,13 @@ from waybill_watch.domain.episodes import Desired, Verdict
 from waybill_watch.domain.state import NO_KEY, Episode, ScanRecord, WaybillState
 from waybill_watch.domain.types import CourierAlertKind, Status
 
+# Enum members as module constants: member lookup on an enum class is slow in CPython 3.11.
+_AVAILABLE_FOR_PICKUP = Status.AVAILABLE_FOR_PICKUP
+_DELIVERED = Status.DELIVERED
+_LOCKER_UNCOLLECTED = CourierAlertKind.LOCKER_UNCOLLECTED
+_OUT_FOR_DELIVERY = Status.OUT_FOR_DELIVERY
+_TRANSIT_STALL = CourierAlertKind.TRANSIT_STALL
+
 TRANSIT = frozenset({Status.PICKED_UP, Status.IN_TRANSIT})
 FINISHED = frozenset({Status.DELIVERED, Status.RETURNED})
 
@@ -49,7 +56,7 @@ class TransitStall(Detector):
                 reasons.append(rule[1])
             else:
                 verdict.due = due
-        alert = state.alerts.get(CourierAlertKind.TRANSIT_STALL)
+        alert = state.alerts.get(_TRANSIT_STALL)
         if (
             alert is not None
             and (state.last_scan_received is None or state.last_scan_received <= alert.received)
@@ -69,7 +76,7 @@ class TransitStall(Detector):
             return None
         if latest.status in TRANSIT:
             return self.settings.transit_stall_hours, "transit"
-        if latest.status is Status.OUT_FOR_DELIVERY:
+        if latest.status is _OUT_FOR_DELIVERY:
             return self.settings.last_mile_stall_hours, "last_mile"
         return None
 
@@ -81,7 +88,7 @@ class TransitStall(Detector):
             out["hours_since_last_scan"] = round((now - latest.t) / 3_600_000, 2)
         if hours is not None:
             out["threshold_hours"] = hours
-        alert = state.alerts.get(CourierAlertKind.TRANSIT_STALL)
+        alert = state.alerts.get(_TRANSIT_STALL)
         if alert is not None:
             out["alerts"] = [self.alert(alert)]
         return out
@@ -94,9 +101,11 @@ class LockerUncollected(Detector):
     reasons = ("uncollected", "courier_reported")
 
     def evaluate(self, state: WaybillState, episode: Episode | None, now: int) -> Verdict:
-        receipts = state.facts("receipt_confirmed")
-        pickups = [r for r in state.scans if r.status is Status.AVAILABLE_FOR_PICKUP]
+        pickups = [r for r in state.scans if r.status is _AVAILABLE_FOR_PICKUP]
         pickup = pickups[-1] if pickups else None
+        if episode is None and pickup is None and _LOCKER_UNCOLLECTED not in state.alerts:
+            return Verdict()  # nothing to resolve, wait for or report
+        receipts = state.facts("receipt_confirmed")
         key = pickup.event_id if pickup is not None else NO_KEY
         verdict = Verdict()
         if episode is not None:
@@ -117,7 +126,7 @@ class LockerUncollected(Detector):
                 reasons.append("uncollected")
             else:
                 verdict.due = due
-        alert = state.alerts.get(CourierAlertKind.LOCKER_UNCOLLECTED)
+        alert = state.alerts.get(_LOCKER_UNCOLLECTED)
         if alert is not None and self._collected(state, pickup) is None:
             reasons.append("courier_reported")
         if reasons:
@@ -130,9 +139,7 @@ class LockerUncollected(Detector):
     def _collected(state: WaybillState, pickup: ScanRecord | None) -> ScanRecord | None:
         """The first ``delivered`` scan newer than ``pickup`` (any, when no pickup is known)."""
         for record in state.scans:
-            if record.status is Status.DELIVERED and (
-                pickup is None or record.order > pickup.order
-            ):
+            if record.status is _DELIVERED and (pickup is None or record.order > pickup.order):
                 return record
         return None
 
@@ -141,7 +148,7 @@ class LockerUncollected(Detector):
         if pickup is not None:
             out["hours_waiting"] = round((now - pickup.t) / 3_600_000, 2)
         out["threshold_hours"] = self.settings.locker_uncollected_hours
-        alert = state.alerts.get(CourierAlertKind.LOCKER_UNCOLLECTED)
+        alert = state.alerts.get(_LOCKER_UNCOLLECTED)
         if alert is not None:
             out["alerts"] = [self.alert(alert)]
         return out
