@@ -14,7 +14,8 @@ from waybill_watch import __version__
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the console script."""
-    parser = _parser()
+    argv = list(sys.argv[1:] if argv is None else argv)
+    parser = _parser(with_simulate_options="simulate" in argv)
     args = parser.parse_args(argv)
     if not getattr(args, "func", None):
         parser.print_help()
@@ -26,7 +27,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     return code
 
 
-def _parser() -> argparse.ArgumentParser:
+def _parser(*, with_simulate_options: bool = True) -> argparse.ArgumentParser:
+    """The command line; ``simulate``'s many options are built only when it is the command
+    (importing the simulator costs about half a second on every other command's start)."""
     parser = argparse.ArgumentParser(
         prog="waybill-watch", description="Real-time parcel-delivery anomaly detection on Kafka."
     )
@@ -50,8 +53,9 @@ def _parser() -> argparse.ArgumentParser:
     replay.set_defaults(func=_replay)
 
     simulate = sub.add_parser("simulate", help="synthetic traffic with labelled anomalies")
-    simulate.set_defaults(func=_simulate, simulate_parser=simulate)
-    _add_simulate_arguments(simulate)
+    simulate.set_defaults(func=_simulate)
+    if with_simulate_options:
+        _add_simulate_arguments(simulate)
 
     demo = sub.add_parser("demo", help="local broker + worker + sample pushes + live anomalies")
     demo.add_argument("--duration", type=float, help="stop after this many seconds")
