@@ -8,15 +8,14 @@ checkpoint must keep its id); ingest may use it to drop duplicate deliveries.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from datetime import datetime
 from typing import Any, NamedTuple
 
 from waybill_watch.domain.types import CourierAlert, CourierAlertKind, Scan
+from waybill_watch.feeds.adapter import HmacHeaderFeed
 from waybill_watch.feeds.aftership_codes import EVENT_ALERTS, SUBTAGS, TAG_ALERTS, TAGS
 from waybill_watch.feeds.base import (
     Acknowledgement,
-    FeedConfig,
     FeedError,
     MalformedBody,
     ParseResult,
@@ -26,7 +25,6 @@ from waybill_watch.feeds.common import (
     as_list,
     as_text,
     load_object,
-    run_guarded,
     show,
     try_event_time,
     waybill_problem,
@@ -34,10 +32,9 @@ from waybill_watch.feeds.common import (
 from waybill_watch.feeds.couriers import AFTERSHIP, kdniao_style
 from waybill_watch.feeds.own import own_acknowledgement
 from waybill_watch.feeds.scans import Updates, make_scan
-from waybill_watch.feeds.signing import verify_hmac_header
 from waybill_watch.feeds.text_rules import Row, normalise_city, read_text, status_from_text
 from waybill_watch.models.envelope import CaptureEnvelope
-from waybill_watch.timefmt import from_epoch, zone
+from waybill_watch.timefmt import from_epoch
 
 FEED = "aftership"
 SIGN_HEADER = "aftership-hmac-sha256"
@@ -68,22 +65,11 @@ def delivery_id(envelope: CaptureEnvelope) -> str | None:
     return as_text(doc.get("event_id")).strip() or None
 
 
-class AfterShipFeed:
+class AfterShipFeed(HmacHeaderFeed):
     """AfterShip webhook adapter: verify the HMAC, read every checkpoint, answer 200."""
 
     name = FEED
-
-    def __init__(self, config: FeedConfig | None = None) -> None:
-        self.config = config if config is not None else FeedConfig()
-        zone(self.config.timezone)
-
-    def verify(self, headers: Mapping[str, str], body: bytes) -> None:
-        """``aftership-hmac-sha256`` = base64(HMAC-SHA256(webhook secret, raw body))."""
-        verify_hmac_header(self.config, FEED, headers, body, SIGN_HEADER)
-
-    def parse(self, envelope: CaptureEnvelope) -> ParseResult:
-        """One update for the tracking; events without a tracking object are ignored."""
-        return run_guarded(FEED, self._parse, envelope)
+    signature_header = SIGN_HEADER
 
     def _parse(self, envelope: CaptureEnvelope) -> ParseResult:
         doc = load_object(envelope.body, "body")

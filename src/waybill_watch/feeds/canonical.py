@@ -8,20 +8,19 @@ with the wire model; a bad item is rejected alone, the rest of the array is used
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Mapping
 from datetime import datetime
 
 from pydantic import ValidationError
 
+from waybill_watch.feeds.adapter import HmacHeaderFeed
 from waybill_watch.feeds.base import (
     Acknowledgement,
-    FeedConfig,
     FeedError,
     MalformedBody,
     ParseResult,
     Rejected,
 )
-from waybill_watch.feeds.common import load_json, run_guarded
+from waybill_watch.feeds.common import load_json
 from waybill_watch.feeds.own import (
     own_acknowledgement,
     validation_reason,
@@ -29,31 +28,19 @@ from waybill_watch.feeds.own import (
     waybill_of,
 )
 from waybill_watch.feeds.scans import Updates
-from waybill_watch.feeds.signing import OWN_SIGNATURE_HEADER, verify_hmac_header
+from waybill_watch.feeds.signing import OWN_SIGNATURE_HEADER
 from waybill_watch.feeds.text_rules import mask_signer
 from waybill_watch.models.envelope import CaptureEnvelope
 from waybill_watch.models.tracking import TrackingEvent
-from waybill_watch.timefmt import zone
 
 FEED = "canonical"
 
 
-class CanonicalFeed:
+class CanonicalFeed(HmacHeaderFeed):
     """Canonical tracking events in, one ``WaybillUpdate`` per waybill out."""
 
     name = FEED
-
-    def __init__(self, config: FeedConfig | None = None) -> None:
-        self.config = config if config is not None else FeedConfig()
-        zone(self.config.timezone)
-
-    def verify(self, headers: Mapping[str, str], body: bytes) -> None:
-        """``X-Waybill-Watch-Signature`` = base64(HMAC-SHA256(secret, raw body))."""
-        verify_hmac_header(self.config, FEED, headers, body, OWN_SIGNATURE_HEADER)
-
-    def parse(self, envelope: CaptureEnvelope) -> ParseResult:
-        """Validate each event; scans are grouped per (waybill, courier), duplicates dropped."""
-        return run_guarded(FEED, self._parse, envelope)
+    signature_header = OWN_SIGNATURE_HEADER
 
     def _parse(self, envelope: CaptureEnvelope) -> ParseResult:
         items = load_json(envelope.body, "body")

@@ -12,9 +12,9 @@ from datetime import datetime
 from typing import Any, NamedTuple
 
 from waybill_watch.domain.types import CourierAlert, CourierAlertKind, Scan
+from waybill_watch.feeds.adapter import FeedAdapter
 from waybill_watch.feeds.base import (
     Acknowledgement,
-    FeedConfig,
     FeedError,
     MalformedBody,
     ParseResult,
@@ -27,7 +27,6 @@ from waybill_watch.feeds.common import (
     form_value,
     load_object,
     read_form,
-    run_guarded,
     try_event_time,
     waybill_problem,
 )
@@ -51,7 +50,6 @@ from waybill_watch.feeds.text_rules import (
 from waybill_watch.jsonio import dumps
 from waybill_watch.masking import mask_text
 from waybill_watch.models.envelope import CaptureEnvelope
-from waybill_watch.timefmt import zone
 
 FEED = "kuaidi100"
 _STATE_LABELS = {code: name for name, code in STATUS_NAMES.items()}
@@ -70,14 +68,10 @@ def trace_row(code: str) -> Row | None:
     return None if code in ALERTS else STATES.get(code)
 
 
-class Kuaidi100Feed:
+class Kuaidi100Feed(FeedAdapter):
     """Kuaidi100 push adapter: verify ``sign``, read ``lastResult``, answer its JSON ack."""
 
     name = FEED
-
-    def __init__(self, config: FeedConfig | None = None) -> None:
-        self.config = config if config is not None else FeedConfig()
-        zone(self.config.timezone)
 
     def verify(self, headers: Mapping[str, str], body: bytes) -> None:
         """``sign`` = upper-case MD5(param + salt) on the once-decoded ``param``."""
@@ -89,10 +83,6 @@ class Kuaidi100Feed:
         given = fields.get("sign")
         expected = kuaidi100_sign(param, salt)
         check_signature(expected, given.value.upper() if given else None, FEED, "form field sign")
-
-    def parse(self, envelope: CaptureEnvelope) -> ParseResult:
-        """Read the push into one update (scans + alerts) for its waybill."""
-        return run_guarded(FEED, self._parse, envelope)
 
     def _parse(self, envelope: CaptureEnvelope) -> ParseResult:
         doc = load_object(form_value(read_form(envelope.body), "param"), "param")

@@ -6,50 +6,37 @@ wire model; a bad one is rejected alone. Output goes to ``ParseResult.orders``.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from datetime import datetime
 
 from pydantic import ValidationError
 
+from waybill_watch.feeds.adapter import HmacHeaderFeed
 from waybill_watch.feeds.base import (
     Acknowledgement,
-    FeedConfig,
     FeedError,
     MalformedBody,
     ParseResult,
     Rejected,
 )
-from waybill_watch.feeds.common import load_json, run_guarded
+from waybill_watch.feeds.common import load_json
 from waybill_watch.feeds.own import (
     own_acknowledgement,
     validation_reason,
     validation_text,
     waybill_of,
 )
-from waybill_watch.feeds.signing import OWN_SIGNATURE_HEADER, verify_hmac_header
+from waybill_watch.feeds.signing import OWN_SIGNATURE_HEADER
 from waybill_watch.models.envelope import CaptureEnvelope
 from waybill_watch.models.order import OrderEvent
-from waybill_watch.timefmt import zone
 
 FEED = "merchant"
 
 
-class MerchantFeed:
+class MerchantFeed(HmacHeaderFeed):
     """Merchant order events in, ``ParseResult.orders`` out."""
 
     name = FEED
-
-    def __init__(self, config: FeedConfig | None = None) -> None:
-        self.config = config if config is not None else FeedConfig()
-        zone(self.config.timezone)
-
-    def verify(self, headers: Mapping[str, str], body: bytes) -> None:
-        """``X-Waybill-Watch-Signature`` = base64(HMAC-SHA256(merchant secret, raw body))."""
-        verify_hmac_header(self.config, FEED, headers, body, OWN_SIGNATURE_HEADER)
-
-    def parse(self, envelope: CaptureEnvelope) -> ParseResult:
-        """Validate each order event; unusable ones are rejected, the rest kept in order."""
-        return run_guarded(FEED, self._parse, envelope)
+    signature_header = OWN_SIGNATURE_HEADER
 
     def _parse(self, envelope: CaptureEnvelope) -> ParseResult:
         value = load_json(envelope.body, "body")

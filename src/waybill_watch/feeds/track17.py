@@ -12,9 +12,9 @@ from datetime import datetime
 from typing import Any, NamedTuple
 
 from waybill_watch.domain.types import CourierAlert, Scan
+from waybill_watch.feeds.adapter import FeedAdapter
 from waybill_watch.feeds.base import (
     Acknowledgement,
-    FeedConfig,
     FeedError,
     MalformedBody,
     ParseResult,
@@ -26,7 +26,6 @@ from waybill_watch.feeds.common import (
     as_list,
     as_text,
     load_object,
-    run_guarded,
     show,
     try_event_time,
     waybill_problem,
@@ -44,7 +43,6 @@ from waybill_watch.feeds.track17_codes import (
     TRACKING_EVENTS,
 )
 from waybill_watch.models.envelope import CaptureEnvelope
-from waybill_watch.timefmt import zone
 
 FEED = "17track"
 SIGN_HEADER = "sign"
@@ -69,14 +67,10 @@ def event_row(sub_status: str, stage: str) -> Row | None:
     return row
 
 
-class Track17Feed:
+class Track17Feed(FeedAdapter):
     """17TRACK webhook adapter: verify ``sign``, read every provider's events, answer 200."""
 
     name = FEED
-
-    def __init__(self, config: FeedConfig | None = None) -> None:
-        self.config = config if config is not None else FeedConfig()
-        zone(self.config.timezone)
 
     def verify(self, headers: Mapping[str, str], body: bytes) -> None:
         """``sign`` header = lower-case SHA-256 hex of raw body + "/" + security key."""
@@ -87,10 +81,6 @@ class Track17Feed:
         check_signature(
             track17_sign(body, key), given.lower() if given else None, FEED, "header sign"
         )
-
-    def parse(self, envelope: CaptureEnvelope) -> ParseResult:
-        """One update for the tracked number; other webhook events are ignored."""
-        return run_guarded(FEED, self._parse, envelope)
 
     def _parse(self, envelope: CaptureEnvelope) -> ParseResult:
         doc = load_object(envelope.body, "body")
