@@ -11,7 +11,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, NamedTuple
 
-from waybill_watch.domain.types import CourierAlert, CourierAlertKind, Scan
+from waybill_watch.domain.types import CourierAlertKind, Scan
 from waybill_watch.feeds.adapter import HmacHeaderFeed
 from waybill_watch.feeds.aftership_codes import EVENT_ALERTS, SUBTAGS, TAG_ALERTS, TAGS
 from waybill_watch.feeds.base import (
@@ -111,18 +111,7 @@ class AfterShipFeed(HmacHeaderFeed):
         )
         if reported_at is not None:
             for kind, code in kinds:
-                updates.add_alert(
-                    CourierAlert(
-                        waybill=waybill,
-                        courier=courier,
-                        kind=kind,
-                        reported_at=reported_at,
-                        received_at=envelope.received_at,
-                        source_feed=FEED,
-                        courier_code=code,
-                        message=f"AfterShip {code}",
-                    )
-                )
+                updates.alert(waybill, courier, kind, code, f"AfterShip {code}", reported_at)
         result.updates = updates.build()
         return result
 

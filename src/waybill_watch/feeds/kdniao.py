@@ -13,7 +13,7 @@ from typing import Any, NamedTuple
 from urllib.parse import unquote
 
 from waybill_watch.domain.ids import scan_ids
-from waybill_watch.domain.types import CourierAlert, Scan, Status
+from waybill_watch.domain.types import Scan, Status
 from waybill_watch.feeds.base import (
     Acknowledgement,
     FeedConfig,
@@ -295,15 +295,5 @@ def _read_alert(item: dict[str, Any], waybill: str, courier: str, ctx: _Context)
         return
     reported_at = ctx.push_time.at if ctx.push_time is not None else ctx.received_at
     reason = as_text(item.get("Reason")).strip()
-    ctx.updates.add_alert(
-        CourierAlert(
-            waybill=waybill,
-            courier=courier,
-            kind=kind,
-            reported_at=reported_at,
-            received_at=ctx.received_at,
-            source_feed=FEED,
-            courier_code=state_ex,
-            message=mask_text(reason) if reason else ALERT_LABELS[state_ex],
-        )
-    )
+    message = mask_text(reason) if reason else ALERT_LABELS[state_ex]
+    ctx.updates.alert(waybill, courier, kind, state_ex, message, reported_at)

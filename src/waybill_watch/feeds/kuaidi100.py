@@ -11,7 +11,7 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import Any, NamedTuple
 
-from waybill_watch.domain.types import CourierAlert, CourierAlertKind, Scan
+from waybill_watch.domain.types import CourierAlertKind, Scan
 from waybill_watch.feeds.adapter import FeedAdapter
 from waybill_watch.feeds.base import (
     Acknowledgement,
@@ -115,18 +115,7 @@ class Kuaidi100Feed(FeedAdapter):
                 _scan(trace, waybill, courier, state if position == latest else None, envelope)
             )
         for kind, code, message in _alerts(doc, state):
-            updates.add_alert(
-                CourierAlert(
-                    waybill=waybill,
-                    courier=courier,
-                    kind=kind,
-                    reported_at=envelope.received_at,
-                    received_at=envelope.received_at,
-                    source_feed=FEED,
-                    courier_code=code,
-                    message=mask_text(message),
-                )
-            )
+            updates.alert(waybill, courier, kind, code, mask_text(message))
         result.updates = updates.build()
         return result
 

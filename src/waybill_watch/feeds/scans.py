@@ -8,7 +8,14 @@ from datetime import datetime
 from typing import Any
 
 from waybill_watch.domain.ids import scan_event_id
-from waybill_watch.domain.types import CourierAlert, Scan, SignType, Status, WaybillUpdate
+from waybill_watch.domain.types import (
+    CourierAlert,
+    CourierAlertKind,
+    Scan,
+    SignType,
+    Status,
+    WaybillUpdate,
+)
 from waybill_watch.feeds.base import Rejected
 from waybill_watch.feeds.common import EventTime
 from waybill_watch.feeds.text_rules import SignRule, TextFacts, sign_type_for
@@ -154,6 +161,30 @@ class Updates:
         """The (event_id → scan or draft) map of one waybill, for a feed adding many at once;
         the first entry of an id wins, as with ``add_scan``."""
         return self._pending(waybill, courier).entries
+
+    def alert(
+        self,
+        waybill: str,
+        courier: str,
+        kind: CourierAlertKind,
+        code: str,
+        message: str,
+        reported_at: datetime | None = None,
+    ) -> None:
+        """Add a courier-reported alert; feed and ``received_at`` come from this push
+        (``reported_at`` defaults to the push's ``received_at``)."""
+        self.add_alert(
+            CourierAlert(
+                waybill=waybill,
+                courier=courier,
+                kind=kind,
+                reported_at=reported_at if reported_at is not None else self.received_at,
+                received_at=self.received_at,
+                source_feed=self.feed,
+                courier_code=code,
+                message=message,
+            )
+        )
 
     def add_alert(self, alert: CourierAlert) -> None:
         pending = self._pending(alert.waybill, alert.courier)

@@ -11,7 +11,7 @@ from collections.abc import Iterator, Mapping
 from datetime import datetime
 from typing import Any, NamedTuple
 
-from waybill_watch.domain.types import CourierAlert, Scan
+from waybill_watch.domain.types import Scan
 from waybill_watch.feeds.adapter import FeedAdapter
 from waybill_watch.feeds.base import (
     Acknowledgement,
@@ -110,18 +110,7 @@ class Track17Feed(FeedAdapter):
                 updates.add_scan(scan)
         main = as_text(as_dict(track_info.get("latest_status")).get("status")).strip()
         if main in ALERTS:
-            updates.add_alert(
-                CourierAlert(
-                    waybill=waybill,
-                    courier=courier,
-                    kind=ALERTS[main],
-                    reported_at=envelope.received_at,
-                    received_at=envelope.received_at,
-                    source_feed=FEED,
-                    courier_code=main,
-                    message=f"17TRACK latest status {main}",
-                )
-            )
+            updates.alert(waybill, courier, ALERTS[main], main, f"17TRACK latest status {main}")
         result.updates = updates.build()
         return result
 
