@@ -82,6 +82,12 @@ class Metrics:
             "Deadlines that were due and handed to the engine.",
             registry=registry,
         )
+        self.waybills_retired = Counter(
+            p + "waybills_retired",
+            "Quiet waybill states replaced by a marker (retired) or deleted (forgotten).",
+            ["stage"],
+            registry=registry,
+        )
         self.clock_seconds = Gauge(
             p + "clock_seconds",
             "The detection clock (epoch seconds) per partition.",

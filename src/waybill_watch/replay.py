@@ -61,6 +61,8 @@ class ReplayStats:
     new_scans: int = 0
     anomalies: int = 0
     deadlines_fired: int = 0
+    retired: int = 0
+    forgotten: int = 0
     after_until: int = 0
     malformed: Counter[str] = field(default_factory=Counter)
     rejected: Counter[str] = field(default_factory=Counter)
@@ -76,6 +78,8 @@ class ReplayStats:
             "new_scans": self.new_scans,
             "anomalies": self.anomalies,
             "deadlines_fired": self.deadlines_fired,
+            "retired": self.retired,
+            "forgotten": self.forgotten,
             "after_until": self.after_until,
             "malformed": dict(sorted(self.malformed.items())),
             "rejected": dict(sorted(self.rejected.items())),
@@ -87,7 +91,8 @@ class ReplayStats:
         lines = [
             f"envelopes={self.envelopes} updates={self.updates} orders={self.orders} "
             f"scans={self.scans} new_scans={self.new_scans} anomalies={self.anomalies} "
-            f"deadlines_fired={self.deadlines_fired} after_until={self.after_until}"
+            f"deadlines_fired={self.deadlines_fired} retired={self.retired} "
+            f"forgotten={self.forgotten} after_until={self.after_until}"
         ]
         for label, counts in (
             ("malformed", self.malformed),
@@ -293,6 +298,11 @@ class Replay:
 
     def _commit_waybill(self, outcome: Outcome, now: datetime) -> None:
         state = outcome.state
+        if outcome.forget:
+            self.stats.forgotten += 1
+            self._waybills.pop(state.waybill, None)
+            return
+        self.stats.retired += outcome.retired
         self._waybills[state.waybill] = state.to_bytes() if self.store_bytes else state
         self.index.schedule_ms(WAYBILL + state.waybill, outcome.next_due_ms)
         for event in outcome.anomalies:

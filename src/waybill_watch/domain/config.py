@@ -39,3 +39,15 @@ class DetectionSettings(BaseModel):
     action_request_sign_proof_hours: float = 24.0
     action_escalate_platform_hours: float = 48.0
     action_escalate_regulator_hours: float = 168.0
+    # Housekeeping, not in the contract: retire the state of a quiet waybill
+    waybill_retention_days: float = Field(
+        30.0,
+        ge=0,
+        description="days without a new fact (nothing open, no deadline pending) before a "
+        "waybill's state is replaced by a small marker; 0 keeps every state forever",
+    )
+    retired_marker_days: float = Field(
+        180.0,
+        ge=0,
+        description="days after retirement before the marker is deleted too; 0 keeps markers",
+    )

@@ -9,6 +9,12 @@ and courier engines, and the waybill's next deadline (to put in the deadline ind
 * ``on_order(state, order, now)``: one merchant order event;
 * ``on_due(state, now)``: the clock passed the waybill's deadline.
 
+Retirement keeps the table from growing with every waybill ever seen: when a waybill has no
+open episode and no detector deadline, its next deadline is ``waybill_retention_days`` after
+its latest fact arrived; if that passes with nothing new, ``on_due`` replaces the state with a
+marker (``WaybillState.retire``: identity and the event-time horizon, ~100 bytes), and
+``retired_marker_days`` later sets ``Outcome.forget``: the adapter deletes the key.
+
 Before applying a new fact, any deadline already passed (``next_due <= now``) fires on the
 facts received before it, so the outcome does not depend on when the adapter's tick ran.
 Facts are applied idempotently (duplicates by ``event_id`` / order content are absorbed) and
@@ -52,6 +58,8 @@ class Outcome:
     signals: list[Signal] = field(default_factory=list)
     next_due_ms: int | None = None
     tz: tzinfo = UTC
+    retired: bool = False  # ``state`` is the marker that replaced a quiet waybill's state
+    forget: bool = False  # delete the waybill's key: its marker has expired
 
     @property
     def next_due(self) -> datetime | None:
@@ -66,6 +74,8 @@ class WaybillEngine:
         self.settings = settings
         self.detectors: list[WaybillDetector] = build_waybill_detectors(settings)
         self.tz = zone(settings.local_timezone)
+        self.retention_ms = _days_ms(settings.waybill_retention_days)
+        self.marker_ms = _days_ms(settings.retired_marker_days)
 
     def on_update(
         self, state: WaybillState | None, update: WaybillUpdate, now: datetime
@@ -123,9 +133,12 @@ class WaybillEngine:
         return self._finish(out)
 
     def on_due(self, state: WaybillState, now: datetime) -> Outcome:
-        """Fire every deadline ``<= now`` on the facts received so far."""
+        """Fire every deadline ``<= now`` on the facts received so far; retire a waybill
+        that stayed quiet long enough (see the module docstring)."""
         out = Outcome(state)
-        self._evaluate(out, now, to_ms(now))
+        now_ms = to_ms(now)
+        if self._evaluate(out, now, now_ms) is None and not out.anomalies:
+            self._retire(out, now_ms)
         return self._finish(out)
 
     # -- internals ------------------------------------------------------------------------
@@ -135,7 +148,8 @@ class WaybillEngine:
         if due is not None and due <= now_ms:
             self._evaluate(out, now, now_ms)
 
-    def _evaluate(self, out: Outcome, now: datetime, now_ms: int) -> None:
+    def _evaluate(self, out: Outcome, now: datetime, now_ms: int) -> int | None:
+        """Run every detector; return the earliest detector deadline after ``now``."""
         state = out.state
         episodes = state.episodes
         next_due: int | None = None
@@ -153,6 +167,36 @@ class WaybillEngine:
                 if detector.type == STALL and step.status != "updated":
                     self._stall_signal(out, step, event, now)
         state.next_due = next_due
+        if next_due is None:
+            retire_at = self._retirement_due(state)
+            if retire_at is not None:
+                state.next_due = max(retire_at, now_ms + 1)  # a deadline is always ahead
+        return next_due
+
+    # -- retirement -----------------------------------------------------------------------
+
+    def _retirement_due(self, state: WaybillState) -> int | None:
+        """When the state (or its marker) goes, if nothing is open; ``None``: never."""
+        if state.episodes:
+            return None  # an open episode must still be able to update or resolve
+        if state.is_marker:
+            assert state.retired is not None
+            return state.retired[1] + self.marker_ms if self.marker_ms else None
+        last = state.last_activity()
+        return last + self.retention_ms if self.retention_ms and last is not None else None
+
+    def _retire(self, out: Outcome, now_ms: int) -> None:
+        state = out.state
+        due = self._retirement_due(state)
+        if due is None or due > now_ms:
+            return
+        if state.is_marker:
+            out.forget = True
+            state.next_due = None
+            return
+        marker = state.retire(now_ms)
+        marker.next_due = self._retirement_due(marker)
+        out.state, out.retired = marker, True
 
     def _event(
         self, detector: WaybillDetector, step: Transition, state: WaybillState, now: datetime
@@ -199,3 +243,8 @@ class WaybillEngine:
     def _finish(self, out: Outcome) -> Outcome:
         out.next_due_ms, out.tz = out.state.next_due, self.tz
         return out
+
+
+def _days_ms(days: float) -> int:
+    """A setting in days as epoch-ms duration (0 stays 0: disabled)."""
+    return round(days * 86_400_000)

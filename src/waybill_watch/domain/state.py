@@ -12,7 +12,8 @@ so it keeps compact records, not the wire models:
 * ``orders``: merchant order facts (deduplicated by a hash of their content).
 * ``alerts``: the latest courier alert per kind.
 * ``episodes``: the open episode per anomaly type (see ``episodes.py``).
-* ``next_due``: the earliest deadline of any detector (epoch ms).
+* ``next_due``: the earliest deadline of any detector, or the retirement (epoch ms).
+* ``retired``: set once the waybill was retired (see ``retire``): ``(horizon, retired_at)``.
 
 Serialisation (``to_bytes``/``from_bytes``) is orjson of plain lists with a version number first.
 """
@@ -84,6 +85,7 @@ class WaybillState:
     episodes: dict[str, Episode] = field(default_factory=dict)
     next_due: int | None = None  # epoch ms
     last_scan_received: int | None = None  # epoch ms, when a not-seen-before scan last arrived
+    retired: tuple[int, int] | None = None  # (horizon, retired_at), epoch ms; see ``retire``
 
     # -- applying facts -------------------------------------------------------------------
 
@@ -92,9 +94,12 @@ class WaybillState:
         kept = self.scans
         seen = {r.event_id for r in kept}
         fresh: list[tuple[ScanRecord, Scan]] = []
+        horizon = self.retired[0] if self.retired is not None else None
         for scan in scans:
             if scan.event_id in seen or (self.evicted and self._was_evicted(scan.event_id)):
                 continue
+            if horizon is not None and to_ms(scan.event_time) <= horizon:
+                continue  # history forgotten at retirement: known, not new
             seen.add(scan.event_id)
             record = ScanRecord.from_scan(scan)
             order = record.order
@@ -129,6 +134,8 @@ class WaybillState:
     def add_order(self, event: OrderEvent) -> OrderFact | None:
         """Record an order event; ``None`` when the same event was seen before."""
         fact = OrderFact.from_event(event)
+        if self.retired is not None and fact.t <= self.retired[0]:
+            return None
         if any(f.ref == fact.ref for f in self.orders):
             return None
         bisect.insort(self.orders, fact, key=lambda f: f.order)
@@ -144,6 +151,8 @@ class WaybillState:
     def add_alert(self, alert: CourierAlert) -> bool:
         """Keep the latest alert per kind; ``True`` when it changed what is known."""
         fact = AlertFact.from_alert(alert)
+        if self.retired is not None and fact.reported <= self.retired[0]:
+            return False
         current = self.alerts.get(fact.kind)
         if current is not None and (current.received, current.reported) >= (
             fact.received,
@@ -166,6 +175,46 @@ class WaybillState:
         bisect.insort(self.evicted, short_ref(victim.event_id))
         if len(self.evicted) > MAX_EVICTED:
             del self.evicted[0]
+
+    # -- retirement -----------------------------------------------------------------------
+
+    @property
+    def is_marker(self) -> bool:
+        """A retired waybill with no fact since: only its horizon is left."""
+        return self.retired is not None and not (self.scans or self.orders or self.alerts)
+
+    def last_activity(self) -> int | None:
+        """When the latest fact arrived (epoch ms): scans and alerts by receipt, orders by
+        ``occurred_at`` (their receipt is not kept). ``None`` when there is no fact."""
+        times = [f.t for f in self.orders[-1:]]  # sorted by time: the last is the latest
+        times += [a.received for a in self.alerts.values()]
+        if self.last_scan_received is not None:
+            times.append(self.last_scan_received)
+        return max(times) if times else None
+
+    def horizon(self) -> int | None:
+        """The latest event time of any fact kept (epoch ms), or the previous horizon."""
+        times = [r.t for r in self.scans[-1:]] + [f.t for f in self.orders[-1:]]
+        times += [a.reported for a in self.alerts.values()]
+        if self.retired is not None:
+            times.append(self.retired[0])
+        return max(times) if times else None
+
+    def retire(self, now_ms: int) -> WaybillState:
+        """The compact marker that replaces this state once the waybill went quiet.
+
+        It keeps identity (courier, merchant) and the horizon: facts dated at or before the
+        latest fact known are then ignored, so a courier re-sending an old whole trace does not
+        rebuild the history and re-open episodes already reported; a newer fact starts the
+        waybill afresh from that fact on.
+        """
+        horizon = self.horizon()
+        return WaybillState(
+            self.waybill,
+            self.courier,
+            merchant_hint=self.merchant,
+            retired=(horizon if horizon is not None else now_ms, now_ms),
+        )
 
     # -- derived facts --------------------------------------------------------------------
 
@@ -206,6 +255,7 @@ class WaybillState:
     # -- serialisation --------------------------------------------------------------------
 
     def to_bytes(self) -> bytes:
+        tail = [list(self.retired)] if self.retired is not None else []
         return orjson.dumps(
             [
                 STATE_VERSION,
@@ -219,6 +269,7 @@ class WaybillState:
                 {t: e.dump() for t, e in sorted(self.episodes.items())},
                 self.next_due,
                 self.last_scan_received,
+                *tail,  # only once retired: states never retired keep their bytes
             ]
         )
 
@@ -228,7 +279,8 @@ class WaybillState:
         if not isinstance(raw, list) or not raw or raw[0] != STATE_VERSION:
             version = raw[0] if isinstance(raw, list) and raw else None
             raise ValueError(f"unsupported waybill state version {version!r}")
-        (_, waybill, courier, hint, scans, evicted, orders, alerts, episodes, due, recv) = raw
+        (_, waybill, courier, hint, scans, evicted, orders, alerts, episodes, due, recv) = raw[:11]
+        retired = (int(raw[11][0]), int(raw[11][1])) if len(raw) > 11 else None
         loaded_alerts = [AlertFact.load(a) for a in alerts]
         return cls(
             waybill=waybill,
@@ -241,4 +293,5 @@ class WaybillState:
             episodes={t: Episode.load(e) for t, e in episodes.items()},
             next_due=due,
             last_scan_received=recv,
+            retired=retired,
         )

@@ -87,6 +87,12 @@ class KeyedStore:
         if next_due is not None:
             index_for(self.deadlines, partition).schedule(key, next_due, now)
 
+    def forget(self, key: str) -> None:
+        """Delete a key's state (its index entries are stale from now on)."""
+        raw_key = key.encode()
+        if raw_key in self.states:
+            del self.states[raw_key]  # a Faust table sends the changelog tombstone
+
     def due(
         self, partition: int, now: datetime
     ) -> tuple[list[tuple[str, float]], list[tuple[str, bytes]]]:

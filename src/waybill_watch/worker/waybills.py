@@ -153,8 +153,16 @@ class WaybillProcessor:
 
         Output goes to the producer before the table write (whose changelog record Faust
         buffers and sends later), so after a crash the restored state never contains facts
-        whose output was lost: re-processing emits it again (at-least-once).
+        whose output was lost: re-processing emits it again (at-least-once). A retired
+        waybill's marker is stored like any state; an expired marker is deleted (a changelog
+        tombstone, so compaction frees it).
         """
+        if outcome.forget:
+            self.store.forget(waybill)
+            self.metrics.waybills_retired.labels("forgotten").inc()
+            return
+        if outcome.retired:
+            self.metrics.waybills_retired.labels("retired").inc()
         for anomaly in outcome.anomalies:
             await self.outputs.anomaly(anomaly)
         for signal in outcome.signals:

@@ -20,6 +20,8 @@ from waybill_watch.models.order import Destination, OrderEvent
 SH = ZoneInfo("Asia/Shanghai")
 #: A Friday morning in Shanghai; every test time is written relative to it.
 T0 = datetime(2026, 11, 20, 9, 0, tzinfo=SH)
+#: ``waybill_retention_days`` default: a quiet waybill's only deadline is its retirement.
+RETENTION = timedelta(days=30)
 WAYBILL = "YT1234567890123"
 COURIER = "YTO"
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from waybill_watch.domain.signals import SignalKind
 from waybill_watch.domain.types import CourierAlertKind
 
-from .helpers import WAYBILL, Driver, alert, at, of, scan, summary
+from .helpers import RETENTION, WAYBILL, Driver, alert, at, of, scan, summary
 
 
 def test_transit_stall_opens_at_exactly_48_hours_not_at_47h59() -> None:
@@ -71,7 +71,7 @@ def test_scan_pushed_long_after_it_happened_opens_immediately() -> None:
 def test_delivered_or_exception_as_latest_status_never_stalls() -> None:
     d = Driver()
     d.update(scan("out_for_delivery", at(0)), scan("delivered", at(1), sign_type="locker"))
-    assert d.next_due is None
+    assert d.next_due == at(1) + RETENTION  # no detector deadline: only the retirement
     assert of("transit_stall", d.tick(at(500))) == []
 
 
@@ -131,7 +131,7 @@ def test_receipt_confirmed_resolves_and_prevents_the_locker_episode() -> None:
     early = Driver()
     early.update(scan("available_for_pickup", at(2)))
     early.order("receipt_confirmed", at(10))
-    assert early.next_due is None
+    assert early.next_due == at(10) + RETENTION  # no detector deadline: only the retirement
     assert of("locker_uncollected", early.tick(at(60))) == []
 
 
