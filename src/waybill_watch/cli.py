@@ -8,8 +8,15 @@ import logging
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from waybill_watch import __version__
+
+if TYPE_CHECKING:
+    from waybill_watch.settings import Settings
+
+#: What an operator does about Kafka that cannot be reached at start.
+KAFKA_REMEDY = "set KAFKA_BOOTSTRAP_SERVERS or start a broker (make broker-up)"
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -82,23 +89,38 @@ def _logging(level: str) -> None:
 
 
 def _worker(_: argparse.Namespace) -> int:
+    """Run the Faust worker until stopped.
+
+    Exit codes as for ``ingest``: 2, with one line on stderr, when the settings are invalid or
+    the topics cannot be prepared (no broker, malformed address, a topic layout that breaks
+    co-partitioning); settings are checked before Faust is even imported."""
+    settings = _start_settings("worker")
+    if settings is None:
+        return 2
+
     import faust
 
-    from waybill_watch.settings import Settings
+    from waybill_watch.settings import error_detail
     from waybill_watch.worker.app import create_worker
-    from waybill_watch.worker.topics import ensure_topics
+    from waybill_watch.worker.topics import TopicLayoutError, ensure_topics
 
-    settings = Settings()
+    bootstrap = settings.kafka_bootstrap_servers
     loop = asyncio.new_event_loop()
     asyncio.set_event_loop(loop)
     try:
         loop.run_until_complete(asyncio.wait_for(ensure_topics(settings), 60))
-    except Exception as exc:  # no broker, bad layout: say so and stop
-        print(
-            f"waybill-watch: cannot prepare topics on {settings.kafka_bootstrap_servers}: {exc!r}",
-            file=sys.stderr,
+    except TopicLayoutError as exc:
+        return _cannot_start(
+            "worker",
+            f"the topics on {bootstrap} do not fit ({exc})",
+            "recreate them or set WAYBILL_WATCH_TOPIC_PREFIX",
         )
-        return 2
+    except Exception as exc:  # no broker, a malformed address, no answer within 60 s
+        return _cannot_start(
+            "worker",
+            f"cannot prepare topics on Kafka at {bootstrap} ({error_detail(exc)})",
+            KAFKA_REMEDY,
+        )
     from waybill_watch.worker.datadir import clean_shutdown_marker, prepare_data_dir
 
     prepare_data_dir(settings.data_dir)
@@ -112,20 +134,62 @@ def _worker(_: argparse.Namespace) -> int:
     return 0  # pragma: no cover - execute_from_commandline exits
 
 
+def _cannot_start(command: str, problem: str, remedy: str) -> int:
+    """One line on stderr: what ``command`` tried, and what to change; exit code 2.
+
+    Never a traceback: the operator has a setting to fix, which restarting would not."""
+    print(f"waybill-watch {command}: {problem}; {remedy}", file=sys.stderr)
+    return 2
+
+
+def _start_settings(command: str) -> Settings | None:
+    """The settings, or ``None`` after saying on stderr why they are unusable."""
+    from waybill_watch.settings import Settings, settings_problem
+
+    try:
+        return Settings()
+    except (ValueError, OSError) as exc:  # validation, unparsable value, config file
+        _cannot_start(command, settings_problem(exc), "fix the environment or config file")
+        return None
+
+
 def _ingest(_: argparse.Namespace) -> int:
+    """Serve the ingest until stopped.
+
+    Exit codes: 0 after a clean stop; 2 when it cannot start because of its configuration or
+    surroundings: invalid settings, no Kafka broker reachable at the bootstrap servers (or a
+    malformed address), or the HTTP port cannot be bound. Each is one line on stderr saying
+    what was tried and what to change, never a traceback: the operator has a setting to fix,
+    which restarting the process would not."""
     from aiohttp import web
 
-    from waybill_watch.settings import Settings
     from waybill_watch.worker.ingest_app import create_ingest_app
+    from waybill_watch.worker.publisher import KafkaStartError
 
-    settings = Settings()
+    def cannot_start(problem: str, remedy: str) -> int:
+        return _cannot_start("ingest", problem, remedy)
+
+    settings = _start_settings("ingest")
+    if settings is None:
+        return 2
     _logging(settings.log_level)
-    web.run_app(
-        create_ingest_app(settings),
-        host=settings.web_bind,
-        port=settings.web_port,
-        access_log=None,
-    )
+    try:
+        web.run_app(
+            create_ingest_app(settings),
+            host=settings.web_bind,
+            port=settings.web_port,
+            access_log=None,
+        )
+    except KafkaStartError as exc:
+        return cannot_start(
+            f"cannot reach Kafka at {exc.bootstrap} ({exc.detail})",
+            KAFKA_REMEDY,
+        )
+    except OSError as exc:  # out of run_app, only from binding the listening socket
+        return cannot_start(
+            f"cannot listen on {settings.web_bind}:{settings.web_port} ({exc})",
+            "set WAYBILL_WATCH_WEB_PORT / WAYBILL_WATCH_WEB_BIND or free the port",
+        )
     return 0
 
 

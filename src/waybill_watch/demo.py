@@ -26,7 +26,7 @@ import orjson
 
 from waybill_watch.devbroker import BrokerError, LocalBroker, wait_until_ready_async
 from waybill_watch.samples import demo_waybills, kdniao_form
-from waybill_watch.settings import Settings
+from waybill_watch.settings import Settings, settings_problem
 from waybill_watch.timefmt import local_now
 
 RUN_DIR = Path(".run")
@@ -41,7 +41,18 @@ def say(text: str) -> None:
 
 
 def run_demo(duration: float | None = None, simulate: int = 0) -> int:
-    """Run the demo until a signal (or ``duration`` seconds); returns the exit code."""
+    """Run the demo until a signal (or ``duration`` seconds); returns the exit code.
+
+    Settings are checked first, before any broker is started: an invalid one is one line on
+    stderr (never its value, which may be a secret) and exit code 2."""
+    try:
+        Settings()
+    except (ValueError, OSError) as exc:
+        print(
+            f"waybill-watch demo: {settings_problem(exc)}; fix the environment or config file",
+            file=sys.stderr,
+        )
+        return 2
     try:
         return asyncio.run(_demo(duration, simulate))
     except BrokerError as exc:

@@ -34,8 +34,15 @@ def run_replay(args: argparse.Namespace) -> int:
     """Run a backtest; exit 0 on success (malformed envelopes are reported, not fatal)."""
     try:
         settings = load_settings(args.config) if args.config else Settings()
+    except (ValueError, OSError) as exc:  # validation, unparsable value, config file
+        from waybill_watch.settings import settings_problem  # never echoes values (maybe secrets)
+
+        problem = settings_problem(exc)
+        print(f"waybill-watch replay: {problem}; fix the environment or --config", file=sys.stderr)
+        return 2
+    try:
         until = parse_rfc3339(args.until) if args.until else None
-    except (FileNotFoundError, TimeParseError, ValueError) as exc:
+    except (TimeParseError, ValueError) as exc:
         print(f"waybill-watch replay: {exc}", file=sys.stderr)
         return 2
     with ExitStack() as stack:

@@ -162,3 +162,24 @@ def load_settings(config_file: Path | None = None, **overrides: Any) -> Settings
     settings_cls = type("FileSettings", (Settings,), {"config_path": config_file})
     settings: Settings = settings_cls(**overrides)
     return settings
+
+
+def error_detail(exc: BaseException) -> str:
+    """``Class: message``, once (aiokafka's messages already start with their class name)."""
+    text, name = str(exc), type(exc).__name__
+    if not text:
+        return name
+    return text if text.startswith(name) else f"{name}: {text}"
+
+
+def settings_problem(exc: Exception) -> str:
+    """Why settings could not be loaded, fit for one line: each invalid field with pydantic's
+    message, never its input value (a value may be a secret; pydantic's own text echoes it)."""
+    from pydantic import ValidationError
+
+    if isinstance(exc, ValidationError):
+        fields = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
+        return f"invalid settings ({fields})"
+    # pydantic-settings' SettingsError names the field and source only; a config file error
+    # names the file or a position in it.
+    return f"cannot load settings ({error_detail(exc)})"

@@ -143,3 +143,24 @@ async def test_ingest_without_a_reachable_broker_refuses_to_start(
     assert ingest.proc.poll() not in (None, 0), ingest.log_tail()
     assert not [s for s in answered if 200 <= s < 300]
     assert "Unable to bootstrap" in ingest.log_tail(200)
+
+
+async def test_ingest_whose_port_is_taken_says_so_and_exits_2(
+    ingest_factory: Callable[..., Any],
+) -> None:
+    """The broker answers but another process listens on the HTTP port: a start-up failure
+    the operator fixes in the settings, reported in one line rather than a traceback."""
+    with socket.socket() as holder:
+        holder.bind(("127.0.0.1", 0))
+        holder.listen()
+        port = holder.getsockname()[1]
+        ingest = ingest_factory(
+            WAYBILL_WATCH_WEB_BIND="127.0.0.1", WAYBILL_WATCH_WEB_PORT=str(port), **KEYS
+        )
+        code = await asyncio.to_thread(ingest.proc.wait, 60)  # a hang raises TimeoutExpired
+
+    assert code == 2, ingest.log_tail()
+    log = ingest.log_tail(200)
+    assert f"waybill-watch ingest: cannot listen on 127.0.0.1:{port}" in log
+    assert "WAYBILL_WATCH_WEB_PORT" in log
+    assert "Traceback" not in log

@@ -20,6 +20,7 @@ from waybill_watch.settings import Settings, load_settings
 from waybill_watch.simulate.generator import Generator
 from waybill_watch.simulate.model import ANOMALY_TYPES, GROUP_TYPES, WAYBILL_TYPES, SimOptions
 from waybill_watch.simulate.places import COURIERS
+from waybill_watch.simulate.sinks import SinkUnreachable, send_http, send_kafka, write_capture
 from waybill_watch.timefmt import TimeParseError, local_now, parse_rfc3339
 
 DEFAULT_START = "2026-11-02T00:00:00+08:00"
@@ -160,41 +161,52 @@ def labels_path(args: argparse.Namespace) -> Path | None:
     return None
 
 
+def _deliver(args: argparse.Namespace, settings: Settings, generator: Generator) -> dict[str, Any]:
+    """Send the run's envelopes to the one chosen sink; what the summary says about it."""
+    speed = 1.0 if args.realtime else args.speed
+    envelopes = generator.envelopes()
+    if args.out:
+        return {"written": write_capture(envelopes, args.out)}
+    if args.http:
+        concurrency = max(1, args.concurrency)
+        return asyncio.run(
+            send_http(envelopes, args.http, concurrency=concurrency, speed=speed)
+        ).to_json()
+    prefix = settings.topic_prefix if args.topic_prefix is None else args.topic_prefix
+    topic = f"{prefix}tracking.raw"
+    return asyncio.run(send_kafka(envelopes, args.kafka, topic, speed=speed)).to_json()
+
+
 def run(args: argparse.Namespace) -> int:
-    """Generate and deliver the traffic; the summary goes to stderr. Exit 2 on bad options."""
+    """Generate and deliver the traffic; the summary goes to stderr.
+
+    Exit 2, with one line on stderr, on bad options, unusable settings (never echoing their
+    values, which may be secrets) or a Kafka sink that cannot be reached at start."""
     sinks = [s for s in (args.out, args.http, args.kafka) if s]
     if len(sinks) != 1:
         print("simulate: give exactly one of --out, --http, --kafka", file=sys.stderr)
         return 2
     try:
         settings = load_settings(args.config)
+    except (ValueError, OSError) as exc:  # validation, unparsable value, config file
+        from waybill_watch.settings import settings_problem
+
+        print(
+            f"simulate: {settings_problem(exc)}; fix the environment or --config file",
+            file=sys.stderr,
+        )
+        return 2
+    try:
         generator = Generator(options_for(args, settings), settings.detection)
-    except (ValueError, FileNotFoundError) as exc:
+    except ValueError as exc:
         print(f"simulate: {exc}", file=sys.stderr)
         return 2
     started = time.perf_counter()
-    speed = 1.0 if args.realtime else args.speed
-    envelopes = generator.envelopes()
-    delivery: dict[str, Any] = {}
-    if args.out:
-        from waybill_watch.simulate.sinks import write_capture
-
-        delivery["written"] = write_capture(envelopes, args.out)
-    elif args.http:
-        from waybill_watch.simulate.sinks import send_http
-
-        report = asyncio.run(
-            send_http(envelopes, args.http, concurrency=max(1, args.concurrency), speed=speed)
-        )
-        delivery = report.to_json()
-    else:
-        from waybill_watch.simulate.sinks import send_kafka
-
-        prefix = settings.topic_prefix if args.topic_prefix is None else args.topic_prefix
-        report = asyncio.run(
-            send_kafka(envelopes, args.kafka, f"{prefix}tracking.raw", speed=speed)
-        )
-        delivery = report.to_json()
+    try:
+        delivery = _deliver(args, settings, generator)
+    except SinkUnreachable as exc:
+        print(f"simulate: {exc}; check --kafka or start a broker (make broker-up)", file=sys.stderr)
+        return 2
     path = labels_path(args)
     if path is not None:
         from waybill_watch.simulate.model import rfc3339

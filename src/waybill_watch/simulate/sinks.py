@@ -57,6 +57,20 @@ class Pacer:
             await asyncio.sleep(delay)
 
 
+class SinkUnreachable(Exception):
+    """A live sink refused before the first envelope (no broker at the address, or a malformed
+    one). Raised instead of counting every envelope as failed, so the caller can name the
+    address to fix in one line."""
+
+    def __init__(self, sink: str, address: str, cause: Exception) -> None:
+        self.sink = sink
+        self.address = address
+        text, name = str(cause), type(cause).__name__
+        # aiokafka's errors already start with their class name; ValueError's do not.
+        self.detail = text if text.startswith(name) else f"{name}: {text}"
+        super().__init__(f"cannot reach {sink} at {address} ({self.detail})")
+
+
 @dataclass(slots=True)
 class SendReport:
     """Outcome of sending to a live endpoint."""
@@ -117,15 +131,23 @@ async def send_http(
 async def send_kafka(
     envelopes: Iterable[Envelope], bootstrap: str, topic: str, *, speed: float | None
 ) -> SendReport:
-    """Produce each envelope (the capture line without newline) to ``topic``, acks=all."""
+    """Produce each envelope (the capture line without newline) to ``topic``, acks=all.
+
+    Raises :class:`SinkUnreachable` when the producer cannot start; it is stopped first, else
+    aiokafka reports an "Unclosed AIOKafkaProducer" on the way out."""
     from aiokafka import AIOKafkaProducer
+    from aiokafka.errors import KafkaError
 
     report = SendReport()
     pacer = Pacer(speed)
     producer = AIOKafkaProducer(
         bootstrap_servers=bootstrap, acks="all", enable_idempotence=True, linger_ms=5
     )
-    await producer.start()
+    try:
+        await producer.start()
+    except (KafkaError, ValueError) as exc:  # ValueError: a malformed host:port
+        await producer.stop()
+        raise SinkUnreachable("Kafka", bootstrap, exc) from exc
     try:
         pending: list[asyncio.Future[Any]] = []
         for envelope in envelopes:

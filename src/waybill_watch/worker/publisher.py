@@ -5,6 +5,22 @@ from __future__ import annotations
 import asyncio
 
 from aiokafka import AIOKafkaProducer
+from aiokafka.errors import KafkaError
+
+
+class KafkaStartError(Exception):
+    """The producer could not start: no broker answered at ``bootstrap``, or the address is
+    malformed. Raised once at start, so the operator fixes the setting instead of the process
+    serving callbacks it can never acknowledge; failed writes later are 503s, not this."""
+
+    def __init__(self, bootstrap: str, cause: Exception) -> None:
+        self.bootstrap = bootstrap
+        self.cause = cause
+        detail = str(cause)
+        name = type(cause).__name__
+        # aiokafka's errors already start with their class name; ValueError's do not.
+        self.detail = detail if detail.startswith(name) else f"{name}: {detail}"
+        super().__init__(f"cannot reach Kafka at {bootstrap} ({self.detail})")
 
 
 class RawPublisher:
@@ -17,7 +33,10 @@ class RawPublisher:
         self._producer: AIOKafkaProducer | None = None
 
     async def start(self) -> None:
-        """Connect (aiokafka binds the producer to the running loop, so it is made here)."""
+        """Connect (aiokafka binds the producer to the running loop, so it is made here).
+
+        aiokafka tries each bootstrap server once (each bounded by ``request_timeout_ms``) and
+        gives up; that is final here too, as :class:`KafkaStartError`, with no retry loop."""
         producer = AIOKafkaProducer(
             bootstrap_servers=self.bootstrap,
             acks="all",
@@ -25,7 +44,11 @@ class RawPublisher:
             linger_ms=2,
             request_timeout_ms=self.request_timeout_ms,
         )
-        await producer.start()
+        try:
+            await producer.start()
+        except (KafkaError, ValueError) as exc:  # ValueError: a malformed host:port
+            await producer.stop()  # else aiokafka reports an "Unclosed AIOKafkaProducer"
+            raise KafkaStartError(self.bootstrap, exc) from exc
         self._producer = producer
 
     async def stop(self) -> None:
