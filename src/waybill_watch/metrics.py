@@ -88,6 +88,12 @@ class Metrics:
             ["stage"],
             registry=registry,
         )
+        self.partitions_assigned = Gauge(
+            p + "partitions_assigned",
+            "Waybill partitions this worker owns (the group's members should add up to "
+            "WAYBILL_WATCH_PARTITIONS).",
+            registry=registry,
+        )
         self.clock_seconds = Gauge(
             p + "clock_seconds",
             "The detection clock (epoch seconds) per partition.",

@@ -153,6 +153,13 @@ def create_worker(settings: Settings, metrics: Metrics | None = None) -> Worker:
         metrics,
     )
 
+    async def count_assigned(sender: Any, assigned: Any, **_: Any) -> None:
+        """After each rebalance: how many waybill partitions this worker now owns."""
+        metrics.partitions_assigned.set(sum(1 for tp in assigned if tp.topic == names.updates))
+
+    # mode's SignalHandlerT (a positional-only VarArg Callable) accepts no plain function.
+    app.on_partitions_assigned.connect(count_assigned)  # type: ignore[arg-type]
+
     @app.agent(channels[names.raw], name="normalize")
     async def normalize(stream: Any) -> None:
         async for value in stream:
