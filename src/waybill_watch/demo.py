@@ -2,10 +2,11 @@
 
 Starts the local Kafka broker (unless ``KAFKA_BOOTSTRAP_SERVERS`` is set, or a broker already
 answers on 127.0.0.1:9092), starts ``waybill-watch worker`` as a child process with the
-``stream`` clock, produces simulated traffic with labelled anomalies to ``tracking.raw``
-(``--simulate N`` waybills, simulated time), then sends a built-in sample of Kdniao pushes over
-HTTP (stamped now) and prints every anomaly the worker emits as it arrives, with a count per
-type when it stops. On SIGINT/SIGTERM it stops what it started: the worker, then the broker.
+``stream`` clock and topics of this run's own (``demo.<run>.``), produces simulated traffic
+with labelled anomalies to ``tracking.raw`` (``--simulate N`` waybills, simulated time), then
+sends a built-in sample of Kdniao pushes over HTTP (stamped now) and prints every anomaly the
+worker emits as it arrives, with a count per type when it stops. On SIGINT/SIGTERM it stops
+what it started: the worker, then the broker.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import asyncio
 import contextlib
 import os
 import secrets
+import shutil
 import signal
 import subprocess
 import sys
@@ -23,6 +25,7 @@ from pathlib import Path
 
 import aiohttp
 import orjson
+from aiokafka.admin import AIOKafkaAdminClient
 
 from waybill_watch.devbroker import BrokerError, LocalBroker, wait_until_ready_async
 from waybill_watch.samples import demo_waybills, kdniao_form
@@ -69,7 +72,7 @@ async def _demo(duration: float | None, simulate: int) -> int:
     worker: subprocess.Popen[bytes] | None = None
     try:
         bootstrap, broker = await _broker()
-        prefix = os.environ.get("WAYBILL_WATCH_TOPIC_PREFIX", DEMO_PREFIX)
+        prefix = await _fresh_start(bootstrap, own_broker=bootstrap == LOCAL_BOOTSTRAP)
         settings = Settings(KAFKA_BOOTSTRAP_SERVERS=bootstrap, topic_prefix=prefix)
         worker = _start_worker(bootstrap, prefix)
         base = f"http://127.0.0.1:{settings.web_port}"
@@ -98,6 +101,42 @@ async def _demo(duration: float | None, simulate: int) -> int:
             say("stopping the local Kafka broker ...")
             await asyncio.to_thread(broker.stop)
         say("demo stopped.")
+
+
+async def _fresh_start(bootstrap: str, *, own_broker: bool) -> str:
+    """The topic prefix of this run, with nothing left over from an earlier one.
+
+    The stream clock never goes back: a worker that resumed an earlier run's tables would judge
+    this run's simulated traffic, which starts in the past, against that run's later clock and
+    report thousands of stale deadlines. So every run gets its own prefix
+    (``demo.<yymmddHHMMSS>.``) and an empty worker data dir; on the local broker the topics of
+    earlier demo runs are deleted. An explicit ``WAYBILL_WATCH_TOPIC_PREFIX`` is used as given.
+    """
+    shutil.rmtree(RUN_DIR / "worker", ignore_errors=True)
+    configured = os.environ.get("WAYBILL_WATCH_TOPIC_PREFIX")
+    if configured is not None:
+        return configured
+    prefix = f"{DEMO_PREFIX}{local_now('Asia/Shanghai').strftime('%y%m%d%H%M%S')}."
+    if own_broker:
+        stale = await _delete_topics(bootstrap, DEMO_PREFIX, keep=prefix)
+        if stale:
+            say(f"deleted {stale} topics of earlier demo runs")
+    return prefix
+
+
+async def _delete_topics(bootstrap: str, prefix: str, *, keep: str) -> int:
+    """Delete the topics named ``prefix…`` (except ``keep…``); how many went."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    try:
+        names = [
+            t for t in await admin.list_topics() if t.startswith(prefix) and not t.startswith(keep)
+        ]
+        if names:
+            await admin.delete_topics(names)
+        return len(names)
+    finally:
+        await admin.close()
 
 
 async def _broker() -> tuple[str, LocalBroker | None]:
