@@ -72,7 +72,9 @@ async def _demo(duration: float | None, simulate: int) -> int:
     worker: subprocess.Popen[bytes] | None = None
     try:
         bootstrap, broker = await _broker()
-        prefix = await _fresh_start(bootstrap, own_broker=bootstrap == LOCAL_BOOTSTRAP)
+        # Local means not given by the user: the broker it started, or one on 127.0.0.1:9092.
+        local = not os.environ.get("KAFKA_BOOTSTRAP_SERVERS")
+        prefix = await _fresh_start(bootstrap, own_broker=local)
         settings = Settings(KAFKA_BOOTSTRAP_SERVERS=bootstrap, topic_prefix=prefix)
         worker = _start_worker(bootstrap, prefix)
         base = f"http://127.0.0.1:{settings.web_port}"
