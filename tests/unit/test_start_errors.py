@@ -118,18 +118,29 @@ def test_simulate_to_unreachable_kafka_stops_its_producer_and_exits_2(
     assert not labels.exists(), "no labels for traffic that was never sent"
 
 
-def test_simulate_to_a_closed_http_port_counts_every_failure_without_a_traceback(
-    tmp_path: Path,
-) -> None:
-    """HTTP has no start step: each refused POST is counted, the summary says so, exit 1."""
-    url = f"http://{dead_address()}"
+def test_simulate_to_a_closed_http_port_fails_fast_with_the_address(tmp_path: Path) -> None:
+    """One probe before the traffic: nothing listening is one line and exit 2, not a run of
+    refused POSTs (which, with --realtime, would last the whole simulated period)."""
+    address = dead_address()
+    labels = tmp_path / "labels.jsonl"
 
-    result = run_cli(tmp_path, "simulate", "--waybills", "5", "--http", url)
+    result = run_cli(
+        tmp_path,
+        "simulate",
+        "--waybills",
+        "5",
+        "--http",
+        f"http://{address}",
+        "--labels",
+        str(labels),
+    )
 
-    assert result.returncode == 1, result.stderr
+    assert result.returncode == 2, result.stderr
+    line = the_line(result, "simulate: ")
+    assert f"cannot reach the worker's HTTP at http://{address}" in line
+    assert "--http" in line
     assert "Traceback" not in result.stderr
-    assert '"ClientConnectorError"' in result.stderr
-    assert '"failed": 0' not in result.stderr
+    assert not labels.exists(), "no labels for traffic that was never sent"
 
 
 def test_demo_with_invalid_settings_stops_before_starting_a_broker(tmp_path: Path) -> None:

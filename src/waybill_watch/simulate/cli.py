@@ -205,7 +205,12 @@ def run(args: argparse.Namespace) -> int:
     try:
         delivery = _deliver(args, settings, generator)
     except SinkUnreachable as exc:
-        print(f"simulate: {exc}; check --kafka or start a broker (make broker-up)", file=sys.stderr)
+        remedy = (
+            "check --kafka or start a broker (make broker-up)"
+            if args.kafka
+            else "check --http or start a worker (waybill-watch worker)"
+        )
+        print(f"simulate: {exc}; {remedy}", file=sys.stderr)
         return 2
     path = labels_path(args)
     if path is not None:

@@ -91,7 +91,11 @@ class SendReport:
 async def send_http(
     envelopes: Iterable[Envelope], base_url: str, *, concurrency: int, speed: float | None
 ) -> SendReport:
-    """POST each body to ``{base_url}/callbacks/{feed}`` with its headers, N at once."""
+    """POST each body to ``{base_url}/callbacks/{feed}`` with its headers, N at once.
+
+    Raises :class:`SinkUnreachable` when nothing accepts a connection at ``base_url`` (one
+    probe first): with ``--realtime`` the run would otherwise fail for its whole duration.
+    Any HTTP answer to the probe is fine; failures after it are counted per envelope."""
     import aiohttp
 
     report = SendReport()
@@ -102,6 +106,11 @@ async def send_http(
     timeout = aiohttp.ClientTimeout(total=30)
 
     async with aiohttp.ClientSession(timeout=timeout) as session:
+        try:
+            async with session.get(f"{base}/healthz") as probe:
+                await probe.read()
+        except (aiohttp.ClientConnectionError, aiohttp.InvalidURL, TimeoutError) as exc:
+            raise SinkUnreachable("the worker's HTTP", base, exc) from exc
 
         async def post(envelope: Envelope) -> None:
             try:
