@@ -9,7 +9,7 @@ checkpoint must keep its id); ingest may use it to drop duplicate deliveries.
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, NamedTuple
+from typing import Any
 
 from waybill_watch.domain.types import CourierAlertKind, Scan
 from waybill_watch.feeds.adapter import HmacHeaderFeed
@@ -31,8 +31,14 @@ from waybill_watch.feeds.common import (
 )
 from waybill_watch.feeds.couriers import AFTERSHIP, kdniao_style
 from waybill_watch.feeds.own import own_acknowledgement
-from waybill_watch.feeds.scans import Updates, make_scan
-from waybill_watch.feeds.text_rules import Row, normalise_city, read_text, status_from_text
+from waybill_watch.feeds.scans import Updates, WaybillRef, make_scan
+from waybill_watch.feeds.text_rules import (
+    Row,
+    coded_row,
+    normalise_city,
+    read_text,
+    status_from_text,
+)
 from waybill_watch.models.envelope import CaptureEnvelope
 from waybill_watch.timefmt import from_epoch
 
@@ -40,20 +46,9 @@ FEED = "aftership"
 SIGN_HEADER = "aftership-hmac-sha256"
 
 
-class _Waybill(NamedTuple):
-    waybill: str
-    courier: str
-    received_at: datetime
-
-
 def checkpoint_row(subtag: str, tag: str) -> Row | None:
     """Mapping row of a checkpoint: subtag, else its tag prefix, else the tag."""
-    row: Row | None = None
-    if subtag:
-        row = SUBTAGS[subtag] if subtag in SUBTAGS else TAGS.get(subtag.partition("_")[0])
-    if row is None and tag:
-        row = TAGS.get(tag)
-    return row
+    return coded_row(subtag, SUBTAGS, TAGS, tag, TAGS)
 
 
 def delivery_id(envelope: CaptureEnvelope) -> str | None:
@@ -86,15 +81,14 @@ class AfterShipFeed(HmacHeaderFeed):
         courier = kdniao_style(AFTERSHIP, slug) if slug.strip() else ""
         problem = waybill_problem(waybill, courier)
         if problem is not None:
-            reason = "missing_field" if not waybill or not courier else "bad_waybill"
-            raise MalformedBody(reason, f"msg: {problem}")
+            raise MalformedBody(problem.reason, f"msg: {problem.message}")
         raw_checkpoints = msg.get("checkpoints")
         if raw_checkpoints is not None and not isinstance(raw_checkpoints, list):
             raise MalformedBody("bad_shape", "msg.checkpoints is not an array")
 
         result = ParseResult()
         updates = Updates(FEED, envelope.received_at)
-        target = _Waybill(waybill, courier, envelope.received_at)
+        target = WaybillRef(waybill, courier, envelope.received_at)
         checkpoints = as_list(raw_checkpoints)
         for index, value in enumerate(checkpoints):
             scan = self._scan(value, f"checkpoints[{index}]", target, result.rejected)
@@ -116,7 +110,7 @@ class AfterShipFeed(HmacHeaderFeed):
         return result
 
     def _scan(
-        self, value: Any, where: str, target: _Waybill, rejected: list[Rejected]
+        self, value: Any, where: str, target: WaybillRef, rejected: list[Rejected]
     ) -> Scan | None:
         if not isinstance(value, dict):
             rejected.append(Rejected("bad_shape", f"{where} is not an object", target.waybill))

@@ -194,16 +194,23 @@ def try_event_time(text: str, tz: str) -> EventTime | str:
         return f"time out of range {show(text)}"
 
 
-def waybill_problem(waybill: str, courier: str) -> str | None:
+class WaybillProblem(NamedTuple):
+    """Why a waybill/courier pair is unusable: a reject reason code and a message."""
+
+    reason: str  # ``missing_field`` or ``bad_waybill``
+    message: str
+
+
+def waybill_problem(waybill: str, courier: str) -> WaybillProblem | None:
     """Why a waybill/courier pair cannot become canonical events, if it cannot."""
     if not waybill:
-        return "waybill number is missing"
+        return WaybillProblem("missing_field", "waybill number is missing")
     if not courier:
-        return "courier code is missing"
+        return WaybillProblem("missing_field", "courier code is missing")
     if len(waybill) > MAX_WAYBILL:
-        return f"waybill number longer than {MAX_WAYBILL} characters"
+        return WaybillProblem("bad_waybill", f"waybill number longer than {MAX_WAYBILL} characters")
     if len(courier) > MAX_COURIER:
-        return f"courier code longer than {MAX_COURIER} characters"
+        return WaybillProblem("bad_waybill", f"courier code longer than {MAX_COURIER} characters")
     return None
 
 

@@ -203,8 +203,8 @@ def _read_waybill(item: Any, index: int, ctx: _Context) -> None:
     courier = as_text(item.get("ShipperCode")).strip()
     problem = waybill_problem(waybill, courier)
     if problem is not None:
-        reason = "missing_field" if not waybill or not courier else "bad_waybill"
-        ctx.rejected.append(Rejected(reason, f"Data[{index}]: {problem}", waybill[:64] or None))
+        message = f"Data[{index}]: {problem.message}"
+        ctx.rejected.append(Rejected(problem.reason, message, waybill[:64] or None))
         return
     raw_traces = item.get("Traces")
     if raw_traces is not None and not isinstance(raw_traces, list):

@@ -99,8 +99,7 @@ class Kuaidi100Feed(FeedAdapter):
         courier = kdniao_style(KUAIDI100, com) if com.strip() else ""
         problem = waybill_problem(waybill, courier)
         if problem is not None:
-            reason = "missing_field" if not waybill or not courier else "bad_waybill"
-            raise MalformedBody(reason, f"lastResult: {problem}")
+            raise MalformedBody(problem.reason, f"lastResult: {problem.message}")
         data = last.get("data")
         if data is not None and not isinstance(data, list):
             raise MalformedBody("bad_shape", "lastResult.data is not an array")

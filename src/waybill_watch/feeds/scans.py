@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 from waybill_watch.domain.ids import scan_event_id
 from waybill_watch.domain.types import (
@@ -68,6 +68,14 @@ def make_scan(
         description=text,
         courier_code=code,
     )
+
+
+class WaybillRef(NamedTuple):
+    """The waybill a push's entries belong to (feeds with one waybill per push)."""
+
+    waybill: str
+    courier: str
+    received_at: datetime
 
 
 def latest_position(times: list[datetime]) -> int:

@@ -9,6 +9,7 @@ in every re-pushed trace.
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import StrEnum
 from functools import lru_cache
@@ -107,6 +108,25 @@ class SignRule(StrEnum):
 
 #: A mapping-table row: canonical status and how a delivered scan's ``sign_type`` is decided.
 Row = tuple[Status, SignRule | None]
+
+
+def coded_row(
+    sub: str,
+    subs: Mapping[str, Row | None],
+    mains: Mapping[str, Row | None],
+    kind: str,
+    kinds: Mapping[str, Row | None],
+) -> Row | None:
+    """A provider's two-level status code to a row: the sub-code (``Main_Detail``), else its
+    main-code prefix, else the coarse ``kind`` (AfterShip tag, 17TRACK stage). A ``None`` in a
+    table means "this code says nothing"; the next level is tried."""
+    row: Row | None = None
+    if sub:
+        row = subs[sub] if sub in subs else mains.get(sub.partition("_")[0])
+    if row is None and kind:
+        row = kinds.get(kind)
+    return row
+
 
 #: Readings of a text that a waybill-level state ("signed", "problem") may override: a text no
 #: rule recognises (None) and the generic in-transit family a misread text falls into.

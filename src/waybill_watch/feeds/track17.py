@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
 from datetime import datetime
-from typing import Any, NamedTuple
+from typing import Any
 
 from waybill_watch.domain.types import Scan
 from waybill_watch.feeds.adapter import FeedAdapter
@@ -32,9 +32,15 @@ from waybill_watch.feeds.common import (
 )
 from waybill_watch.feeds.couriers import TRACK17_KEYS, TRACK17_NAMES, kdniao_style
 from waybill_watch.feeds.own import own_acknowledgement
-from waybill_watch.feeds.scans import Updates, make_scan
+from waybill_watch.feeds.scans import Updates, WaybillRef, make_scan
 from waybill_watch.feeds.signing import check_signature, header, required_secret, track17_sign
-from waybill_watch.feeds.text_rules import Row, normalise_city, read_text, status_from_text
+from waybill_watch.feeds.text_rules import (
+    Row,
+    coded_row,
+    normalise_city,
+    read_text,
+    status_from_text,
+)
 from waybill_watch.feeds.track17_codes import (
     ALERTS,
     MAIN_STATUSES,
@@ -48,23 +54,9 @@ FEED = "17track"
 SIGN_HEADER = "sign"
 
 
-class _Waybill(NamedTuple):
-    waybill: str
-    courier: str
-    received_at: datetime
-
-
 def event_row(sub_status: str, stage: str) -> Row | None:
     """Mapping row of one event: sub-status, else its main-status prefix, else the stage."""
-    row: Row | None = None
-    if sub_status:
-        if sub_status in SUB_STATUSES:
-            row = SUB_STATUSES[sub_status]
-        else:
-            row = MAIN_STATUSES.get(sub_status.partition("_")[0])
-    if row is None and stage:
-        row = STAGES.get(stage)
-    return row
+    return coded_row(sub_status, SUB_STATUSES, MAIN_STATUSES, stage, STAGES)
 
 
 class Track17Feed(FeedAdapter):
@@ -98,12 +90,11 @@ class Track17Feed(FeedAdapter):
         courier = _courier(data.get("carrier"), providers)
         problem = waybill_problem(waybill, courier)
         if problem is not None:
-            reason = "missing_field" if not waybill or not courier else "bad_waybill"
-            raise MalformedBody(reason, f"data: {problem}")
+            raise MalformedBody(problem.reason, f"data: {problem.message}")
 
         result = ParseResult()
         updates = Updates(FEED, envelope.received_at)
-        target = _Waybill(waybill, courier, envelope.received_at)
+        target = WaybillRef(waybill, courier, envelope.received_at)
         for where, value in _events(track_info, providers):
             scan = self._scan(value, where, target, result.rejected)
             if scan is not None:
@@ -115,7 +106,7 @@ class Track17Feed(FeedAdapter):
         return result
 
     def _scan(
-        self, value: Any, where: str, target: _Waybill, rejected: list[Rejected]
+        self, value: Any, where: str, target: WaybillRef, rejected: list[Rejected]
     ) -> Scan | None:
         if not isinstance(value, dict):
             rejected.append(Rejected("bad_shape", f"{where} is not an object", target.waybill))
