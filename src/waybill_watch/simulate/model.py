@@ -12,6 +12,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from waybill_watch.domain.episodes import SPECS
+
 SECOND = 1000
 MINUTE = 60 * SECOND
 HOUR = 60 * MINUTE
@@ -31,28 +33,14 @@ def kdniao_time(ms: int) -> str:
     return time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(ms // 1000 + LOCAL_OFFSET_S))
 
 
-#: Waybill-scope anomaly types, injected per waybill at a rate (contract §6).
-WAYBILL_TYPES: tuple[str, ...] = (
-    "delivery_exception",
-    "suspicious_signature",
-    "signed_not_received",
-    "status_regression",
-    "locker_uncollected",
-    "transit_stall",
-    "no_first_scan",
-    "delivery_overdue",
-)
+#: Waybill-scope anomaly types, injected per waybill at a rate (contract §6, ``SPECS`` order).
+WAYBILL_TYPES: tuple[str, ...] = tuple(t for t, spec in SPECS.items() if spec.scope == "waybill")
 #: Group anomalies: each needs a crowd of waybills (a site, a courier), injected by count.
-GROUP_TYPES: tuple[str, ...] = ("bulk_signing", "feed_silence", "site_stall_spike")
+GROUP_TYPES: tuple[str, ...] = tuple(t for t, spec in SPECS.items() if spec.scope != "waybill")
 ANOMALY_TYPES: tuple[str, ...] = WAYBILL_TYPES + GROUP_TYPES
 
 #: Contract §6 scope of each type.
-SCOPES: dict[str, str] = {
-    **dict.fromkeys(WAYBILL_TYPES, "waybill"),
-    "bulk_signing": "site",
-    "feed_silence": "courier",
-    "site_stall_spike": "site",
-}
+SCOPES: dict[str, str] = {t: spec.scope for t, spec in SPECS.items()}
 
 
 @dataclass(slots=True)

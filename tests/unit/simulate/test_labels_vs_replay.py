@@ -12,6 +12,7 @@ from collections import defaultdict
 import pytest
 
 from waybill_watch.domain.config import DetectionSettings
+from waybill_watch.simulate.model import GROUP_TYPES, WAYBILL_TYPES
 
 from .helpers import APP_KEY, MERCHANT_SECRET, Run, options, simulate
 
@@ -55,20 +56,7 @@ def test_replay_finds_exactly_the_labelled_anomalies(small_run: Run) -> None:
 
 def test_replay_matches_labels_on_a_busier_run() -> None:
     """More anomalies, two of each group (two silences: the busiest two couriers)."""
-    counts = {
-        kind: 10
-        for kind in (
-            "delivery_exception",
-            "suspicious_signature",
-            "signed_not_received",
-            "status_regression",
-            "locker_uncollected",
-            "transit_stall",
-            "no_first_scan",
-            "delivery_overdue",
-        )
-    }
-    counts |= {"bulk_signing": 2, "feed_silence": 2, "site_stall_spike": 2}
+    counts = dict.fromkeys(WAYBILL_TYPES, 10) | dict.fromkeys(GROUP_TYPES, 2)
     check(simulate(options(waybills=1200, seed=11, counts=counts, share_101=0.3)))
 
 
