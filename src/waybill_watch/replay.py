@@ -2,11 +2,14 @@
 
 For each capture envelope, in file order:
 
-1. advance the stream clock to the envelope's ``received_at`` (it never goes backwards) and fire
-   every deadline due by then, waybill, site and courier alike, by (due, key);
+1. advance the stream clock to the envelope's ``received_at`` (it never goes backwards) and let
+   the waybill runner, then the site/courier runner, fire every deadline due by then;
 2. parse the envelope with the same feed code as ingest;
-3. apply each waybill update, then each order event, to the ``WaybillEngine``, and route the
-   signals it returns to the site and courier engines at once.
+3. apply each waybill update, then each order event, through the waybill runner; the signals it
+   hands out go straight to the site/courier runner (the worker sends them through a topic).
+
+Both runners are ``domain.runner.KeyedRunner``s on in-memory ports: the worker drives the same
+runners on quix-streams state, so the order of decisions is written once.
 
 ``finish()`` fires the deadlines up to the last envelope's ``received_at`` (or ``until``).
 Anomaly events go to a sink (default: a list) in emission order; ``write_jsonl`` writes them
@@ -32,22 +35,29 @@ from typing import IO, Any
 from pydantic import ValidationError
 
 from waybill_watch import jsonio
-from waybill_watch.domain.aggregate_state import CourierState, SiteState
-from waybill_watch.domain.aggregates import AggOutcome, CourierEngine, SiteEngine
+from waybill_watch.domain.aggregate_state import load_aggregate
+from waybill_watch.domain.aggregates import AggregateEngines
 from waybill_watch.domain.clock import StreamClock, to_ms
 from waybill_watch.domain.config import DetectionSettings
 from waybill_watch.domain.deadlines import InMemoryDeadlineIndex
-from waybill_watch.domain.engine import Outcome, WaybillEngine
+from waybill_watch.domain.engine import WaybillEngine
+from waybill_watch.domain.runner import (
+    AggregateHandler,
+    AggregateRunner,
+    AggregateState,
+    InMemoryStore,
+    Ports,
+    WaybillHandler,
+    WaybillRunner,
+)
 from waybill_watch.domain.signals import Signal
 from waybill_watch.domain.state import WaybillState
-from waybill_watch.domain.types import WaybillUpdate
+from waybill_watch.domain.types import Scan, WaybillUpdate
 from waybill_watch.feeds.base import Feed, FeedError, MalformedBody
 from waybill_watch.feeds.scans import PendingParse, PendingUpdate
 from waybill_watch.models.anomaly import AnomalyEvent
 from waybill_watch.models.envelope import CaptureEnvelope
 from waybill_watch.models.order import OrderEvent
-
-WAYBILL, SITE, COURIER = "w:", "s:", "c:"
 
 
 @dataclass(slots=True)
@@ -119,6 +129,35 @@ def write_jsonl(events: Iterable[AnomalyEvent], out: IO[bytes]) -> int:
     return count
 
 
+class _ReplayEffects:
+    """Replay's ``Effects`` port: anomalies to the sink, signals straight to the aggregate
+    runner, counters to ``ReplayStats``."""
+
+    def __init__(self, replay: Replay) -> None:
+        self.replay = replay
+        self.stats = replay.stats
+
+    def anomaly(self, event: AnomalyEvent) -> None:
+        self.stats.anomalies += 1
+        self.replay._sink(event)
+
+    def scans(self, key: str, scans: list[Scan]) -> None:
+        self.stats.new_scans += len(scans)
+
+    def signal(self, signal: Signal, now: datetime) -> None:
+        replay = self.replay
+        replay.aggregates.apply(replay.aggregate_ports, signal.key, signal, now)
+
+    def lifecycle(self, event: str) -> None:
+        stats = self.stats
+        if event == "fired":
+            stats.deadlines_fired += 1
+        elif event == "retired":
+            stats.retired += 1
+        else:
+            stats.forgotten += 1
+
+
 class Replay:
     """One in-process run of the detection pipeline over captured envelopes."""
 
@@ -135,12 +174,7 @@ class Replay:
         self.feeds = dict(feeds or {})
         self.until = until
         self.verify_signatures = verify_signatures
-        self.store_bytes = store_bytes  # keep states serialised, exactly as the worker does
-        self.engine = WaybillEngine(detection)
-        self.site_engine = SiteEngine(detection)
-        self.courier_engine = CourierEngine(detection)
         self.clock = StreamClock()
-        self.index = InMemoryDeadlineIndex()
         self.stats = ReplayStats()
         self.anomalies: list[AnomalyEvent] = []
         self._sink = sink if sink is not None else self.anomalies.append
@@ -150,9 +184,20 @@ class Replay:
             for name, feed in self.feeds.items()
             if (parser := getattr(feed, "parse_pending", None)) is not None
         }
-        self._waybills: dict[str, WaybillState | bytes] = {}
-        self._sites: dict[str, SiteState | bytes] = {}
-        self._couriers: dict[str, CourierState | bytes] = {}
+        # ``store_bytes`` keeps states serialised, exactly as the worker does.
+        self._waybills: InMemoryStore[WaybillState] = InMemoryStore(
+            (WaybillState.to_bytes, WaybillState.from_bytes) if store_bytes else None
+        )
+        self._aggregates: InMemoryStore[AggregateState] = InMemoryStore(
+            (_dump_aggregate, load_aggregate) if store_bytes else None
+        )
+        effects = _ReplayEffects(self)
+        self.waybills: WaybillRunner = WaybillRunner(WaybillHandler(WaybillEngine(detection)))
+        self.aggregates: AggregateRunner = AggregateRunner(
+            AggregateHandler(AggregateEngines(detection))
+        )
+        self.waybill_ports = Ports(self._waybills, InMemoryDeadlineIndex(), effects)
+        self.aggregate_ports = Ports(self._aggregates, InMemoryDeadlineIndex(), effects)
 
     # -- input ----------------------------------------------------------------------------
 
@@ -265,89 +310,26 @@ class Replay:
         self._fire(self.clock.now())
         return self.stats
 
-    # -- engines --------------------------------------------------------------------------
+    # -- runners --------------------------------------------------------------------------
 
     def _fire(self, now: datetime) -> None:
-        while keys := self.index.pop_due(now):
-            for key in keys:
-                self.stats.deadlines_fired += 1
-                name = key[2:]
-                if key.startswith(WAYBILL):
-                    state = self._waybill(name)
-                    if state is not None:
-                        self._commit_waybill(self.engine.on_due(state, now), now)
-                elif key.startswith(SITE):
-                    site = self._site(name)
-                    if site is not None:
-                        self._commit_site(self.site_engine.on_due(site, now))
-                else:
-                    courier = self._courier(name)
-                    if courier is not None:
-                        self._commit_courier(self.courier_engine.on_due(courier, now))
+        self.waybills.advance(self.waybill_ports, now)
+        self.aggregates.advance(self.aggregate_ports, now)
 
     def _apply_update(self, update: WaybillUpdate, now: datetime, scans: int | None = None) -> None:
         self.stats.updates += 1
         self.stats.scans += len(update.scans) if scans is None else scans
-        outcome = self.engine.on_update(self._waybill(update.waybill), update, now)
-        self.stats.new_scans += len(outcome.new_scans)
-        self._commit_waybill(outcome, now)
+        self.waybills.apply(self.waybill_ports, update.waybill, update, now)
 
     def _apply_order(self, order: OrderEvent, now: datetime) -> None:
         self.stats.orders += 1
-        self._commit_waybill(self.engine.on_order(self._waybill(order.waybill), order, now), now)
+        self.waybills.apply(self.waybill_ports, order.waybill, order, now)
 
-    def _commit_waybill(self, outcome: Outcome, now: datetime) -> None:
-        state = outcome.state
-        if outcome.forget:
-            self.stats.forgotten += 1
-            self._waybills.pop(state.waybill, None)
-            return
-        self.stats.retired += outcome.retired
-        self._waybills[state.waybill] = state.to_bytes() if self.store_bytes else state
-        self.index.schedule_ms(WAYBILL + state.waybill, outcome.next_due_ms)
-        for event in outcome.anomalies:
-            self._emit(event)
-        for signal in outcome.signals:
-            self._route(signal, now)
-
-    def _route(self, signal: Signal, now: datetime) -> None:
-        if signal.for_site:
-            self._commit_site(self.site_engine.on_signal(self._site(signal.key), signal, now))
-        else:
-            state = self._courier(signal.key)
-            self._commit_courier(self.courier_engine.on_signal(state, signal, now))
-
-    def _commit_site(self, outcome: AggOutcome[SiteState]) -> None:
-        state = outcome.state
-        self._sites[state.subject] = state.to_bytes() if self.store_bytes else state
-        self.index.schedule_ms(SITE + state.subject, outcome.next_due_ms)
-        for event in outcome.anomalies:
-            self._emit(event)
-
-    def _commit_courier(self, outcome: AggOutcome[CourierState]) -> None:
-        state = outcome.state
-        self._couriers[state.courier] = state.to_bytes() if self.store_bytes else state
-        self.index.schedule_ms(COURIER + state.courier, outcome.next_due_ms)
-        for event in outcome.anomalies:
-            self._emit(event)
-
-    def _emit(self, event: AnomalyEvent) -> None:
-        self.stats.anomalies += 1
-        self._sink(event)
-
-    # -- state access (objects, or bytes when ``store_bytes``) ----------------------------
+    # -- inspection -----------------------------------------------------------------------
 
     def _waybill(self, waybill: str) -> WaybillState | None:
-        raw = self._waybills.get(waybill)
-        return WaybillState.from_bytes(raw) if isinstance(raw, bytes) else raw
-
-    def _site(self, key: str) -> SiteState | None:
-        raw = self._sites.get(key)
-        return SiteState.from_bytes(raw) if isinstance(raw, bytes) else raw
-
-    def _courier(self, courier: str) -> CourierState | None:
-        raw = self._couriers.get(courier)
-        return CourierState.from_bytes(raw) if isinstance(raw, bytes) else raw
+        entry = self._waybills.load(waybill)
+        return entry[1] if entry is not None else None
 
     def waybill_state(self, waybill: str) -> WaybillState | None:
         """The current state of one waybill (inspection and tests)."""
@@ -355,7 +337,7 @@ class Replay:
 
     def waybill_states(self) -> Iterator[WaybillState]:
         """Every waybill's current state (inspection, the benchmark's state sizes)."""
-        for waybill in list(self._waybills):
+        for waybill in self._waybills.stored_keys():
             state = self._waybill(waybill)
             if state is not None:
                 yield state
@@ -363,3 +345,7 @@ class Replay:
     def clock_ms(self) -> int:
         """The stream clock in epoch ms."""
         return to_ms(self.clock.now())
+
+
+def _dump_aggregate(state: AggregateState) -> bytes:
+    return state.to_bytes()

@@ -30,6 +30,7 @@ from waybill_watch.domain.detectors import (
     build_site_detectors,
 )
 from waybill_watch.domain.signals import Signal, SignalKind
+from waybill_watch.domain.types import Scan
 from waybill_watch.models.anomaly import AnomalyEvent
 from waybill_watch.timefmt import zone
 
@@ -44,6 +45,12 @@ class AggOutcome(Generic[S]):
     anomalies: list[AnomalyEvent] = field(default_factory=list)
     next_due_ms: int | None = None
     tz: tzinfo = UTC
+    #: Always empty / False: aggregates forward no scans, emit no signals and are never
+    #: retired; present so both outcomes are one ``runner.Step``.
+    new_scans: list[Scan] = field(default_factory=list)
+    signals: list[Signal] = field(default_factory=list)
+    retired: bool = False
+    forget: bool = False
 
     @property
     def next_due(self) -> datetime | None:
