@@ -43,7 +43,7 @@ def _parser(*, with_simulate_options: bool = True) -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     sub = parser.add_subparsers(metavar="COMMAND")
 
-    worker = sub.add_parser("worker", help="the Faust worker: ingest + processing + /metrics")
+    worker = sub.add_parser("worker", help="the worker: ingest + processing + /metrics")
     worker.set_defaults(func=_worker)
 
     ingest = sub.add_parser("ingest", help="the stateless HTTP ingest alone + /metrics")
@@ -89,26 +89,22 @@ def _logging(level: str) -> None:
 
 
 def _worker(_: argparse.Namespace) -> int:
-    """Run the Faust worker until stopped.
+    """Run the worker until stopped (SIGTERM/SIGINT: commit and close cleanly).
 
-    Exit codes as for ``ingest``: 2, with one line on stderr, when the settings are invalid or
+    Exit codes as for ``ingest``: 2, with one line on stderr, when the settings are invalid,
     the topics cannot be prepared (no broker, malformed address, a topic layout that breaks
-    co-partitioning); settings are checked before Faust is even imported."""
+    co-partitioning) or the HTTP port is taken."""
     settings = _start_settings("worker")
     if settings is None:
         return 2
 
-    import faust
-
     from waybill_watch.settings import error_detail
-    from waybill_watch.worker.app import create_worker
+    from waybill_watch.worker.app import create_worker, serve_http
     from waybill_watch.worker.topics import TopicLayoutError, ensure_topics
 
     bootstrap = settings.kafka_bootstrap_servers
-    loop = asyncio.new_event_loop()
-    asyncio.set_event_loop(loop)
     try:
-        loop.run_until_complete(asyncio.wait_for(ensure_topics(settings), 60))
+        asyncio.run(asyncio.wait_for(ensure_topics(settings), 60))
     except TopicLayoutError as exc:
         return _cannot_start(
             "worker",
@@ -121,17 +117,20 @@ def _worker(_: argparse.Namespace) -> int:
             f"cannot prepare topics on Kafka at {bootstrap} ({error_detail(exc)})",
             KAFKA_REMEDY,
         )
-    from waybill_watch.worker.datadir import clean_shutdown_marker, prepare_data_dir
-
-    prepare_data_dir(settings.data_dir)
     worker = create_worker(settings)
     try:
-        faust.Worker(worker.app, loglevel=settings.log_level, loop=loop).execute_from_commandline()
-    except SystemExit as exit_:
-        if exit_.code in (0, None):
-            clean_shutdown_marker(settings.data_dir).touch()
-        raise
-    return 0  # pragma: no cover - execute_from_commandline exits
+        stop_http = serve_http(worker, settings)
+    except OSError as exc:
+        return _cannot_start(
+            "worker",
+            f"cannot listen on {settings.web_bind}:{settings.web_port} ({error_detail(exc)})",
+            "set WAYBILL_WATCH_WEB_PORT to a free port",
+        )
+    try:
+        worker.app.run()
+    finally:
+        stop_http()
+    return 0
 
 
 def _cannot_start(command: str, problem: str, remedy: str) -> int:

@@ -53,15 +53,18 @@ class Settings(BaseSettings):
         "clock). With 1, envelopes are normalised exactly in arrival order, as replay reads them.",
     )
     replication_factor: int = Field(1, ge=1, description="Replication of created topics.")
-    app_id: str = Field("waybill-watch", description="Faust app id / consumer group.")
+    app_id: str = Field("waybill-watch", description="Consumer group (after the topic prefix).")
 
     # Worker
     web_port: int = Field(6066, ge=0, le=65535)
     web_bind: str = "0.0.0.0"  # noqa: S104 - a server binds all interfaces unless told otherwise
     clock: Literal["wall", "stream"] = "wall"
-    store: str = Field("rocksdb://", description="Faust table store: rocksdb:// or memory://")
-    data_dir: Path = Field(Path(".run/worker"), description="Faust data dir (RocksDB files).")
-    tick_interval_seconds: float = Field(5.0, gt=0, description="How often deadlines are checked.")
+    data_dir: Path = Field(Path(".run/worker"), description="State dir (RocksDB files).")
+    tick_interval_seconds: float = Field(
+        1.0, gt=0, description="How often each source's clock mark is sent downstream."
+    )
+    processing_guarantee: Literal["at-least-once", "exactly-once"] = "at-least-once"
+    commit_interval_seconds: float = Field(1.0, gt=0, description="Checkpoint interval.")
     log_level: str = "info"
 
     # Ingest

@@ -11,7 +11,7 @@ exact to compare, and cheap to order in the deadline heap.
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta, tzinfo
-from typing import Protocol
+from typing import Any, Protocol
 
 from waybill_watch.timefmt import zone
 
@@ -90,3 +90,44 @@ class StreamClock:
     def now_ms(self) -> int:
         """``now()`` as epoch milliseconds."""
         return self._now_ms
+
+
+class Watermark:
+    """The clock of one partition of a keyed stage fed by several sources: it never runs ahead
+    of the ``received_at`` of input it has not processed (contract §6).
+
+    Each source (a partition of an upstream topic, or of the upstream stage) reports, in band
+    and in order with its records, a mark: every later record from it was received at or after
+    that instant. A source that is caught up reports the wall clock (``wall``) or, with the
+    ``stream`` clock, that it is idle (it constrains nothing). The clock is the lowest mark of
+    the sources that constrain it; with every source idle it is the highest mark seen. The clock
+    never goes backwards. A source not heard of yet constrains nothing: every source reports
+    within one tick interval of a start, and its first record reports it too.
+
+    ``marks`` is plain data (source → ``[ms, idle]``) so the adapter can store it in the
+    partition's state.
+    """
+
+    def __init__(self, marks: dict[str, list[Any]] | None = None) -> None:
+        self.marks: dict[str, list[Any]] = marks if marks is not None else {}
+
+    def observe(self, source: str, ms: int, idle: bool = False) -> bool:
+        """Record a source's mark (never lowered); return True when anything changed."""
+        mark = self.marks.get(source)
+        if mark is None:
+            self.marks[source] = [ms, idle]
+            return True
+        if ms < mark[0]:
+            ms = mark[0]
+        if mark[0] == ms and mark[1] == idle:
+            return False
+        mark[0], mark[1] = ms, idle
+        return True
+
+    def advance(self, current_ms: int) -> int:
+        """The clock given the marks, never below ``current_ms``."""
+        if not self.marks:
+            return current_ms
+        busy = [ms for ms, idle in self.marks.values() if not idle]
+        candidate = min(busy) if busy else max(ms for ms, _ in self.marks.values())
+        return candidate if candidate > current_ms else current_ms

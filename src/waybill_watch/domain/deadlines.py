@@ -14,9 +14,12 @@ with time buckets and the same two calls.
 
 from __future__ import annotations
 
+import bisect
 import heapq
 from datetime import datetime
-from typing import Protocol
+from typing import Any, Protocol
+
+import orjson
 
 from waybill_watch.domain.clock import to_ms
 
@@ -89,3 +92,96 @@ class InMemoryDeadlineIndex:
     def _compact(self) -> None:
         self._heap = [(ms, key) for key, ms in self._due.items()]
         heapq.heapify(self._heap)
+
+
+class Kv(Protocol):
+    """A bytes key-value port (one partition of the worker's state store)."""
+
+    def get(self, key: str) -> bytes | None: ...
+    def set(self, key: str, value: bytes) -> None: ...
+    def delete(self, key: str) -> None: ...
+
+
+BUCKET_MS = 60_000
+GROUP_BUCKETS = 60  # a directory entry per hour of buckets
+
+
+class BucketDeadlineIndex:
+    """The deadline index on a key-value store with get/set only (the worker's RocksDB state,
+    whose changelog makes deadlines survive restarts and partition moves).
+
+    Layout: ``b<bucket>`` → orjson ``[[key, due_ms], ...]`` for one minute of due times;
+    ``g<group>`` → sorted non-empty bucket numbers of one hour; ``top`` → sorted non-empty
+    groups. ``pop_due_ms`` reads only non-empty buckets up to the limit, so a clock that jumps
+    days ahead costs O(due), not O(minutes passed). Re-scheduling does not remove the old entry
+    (lazy deletion: the runner checks each popped key against the key's stored due time).
+    """
+
+    def __init__(self, kv: Kv) -> None:
+        self.kv = kv
+
+    def schedule_ms(self, key: str, ms: int | None) -> None:
+        if ms is None:
+            return
+        bucket = ms // BUCKET_MS
+        name = f"b{bucket}"
+        raw = self.kv.get(name)
+        entries: list[list[Any]] = orjson.loads(raw) if raw else []
+        entry = [key, ms]
+        if entry in entries:
+            return
+        entries.append(entry)
+        self.kv.set(name, orjson.dumps(entries))
+        if raw is None:
+            self._add(f"g{bucket // GROUP_BUCKETS}", bucket, group=bucket // GROUP_BUCKETS)
+
+    def pop_due_ms(self, limit: int) -> list[str]:
+        top = self._list("top")
+        if not top or top[0] * GROUP_BUCKETS * BUCKET_MS > limit:
+            return []
+        last = limit // BUCKET_MS
+        due: list[tuple[int, str]] = []
+        for group in [g for g in top if g <= last // GROUP_BUCKETS]:
+            buckets = self._list(f"g{group}")
+            kept = []
+            for bucket in buckets:
+                if bucket > last:
+                    kept.append(bucket)
+                    continue
+                name = f"b{bucket}"
+                raw = self.kv.get(name)
+                entries = orjson.loads(raw) if raw else []
+                left = [e for e in entries if e[1] > limit]
+                due.extend((e[1], e[0]) for e in entries if e[1] <= limit)
+                if left:
+                    kept.append(bucket)
+                    if len(left) != len(entries):
+                        self.kv.set(name, orjson.dumps(left))
+                else:
+                    self.kv.delete(name)
+            if kept != buckets:
+                self._store(f"g{group}", kept)
+            if not kept:
+                top.remove(group)
+                self._store("top", top)
+        due.sort()
+        return [key for _, key in due]
+
+    def _list(self, name: str) -> list[int]:
+        raw = self.kv.get(name)
+        return orjson.loads(raw) if raw else []
+
+    def _store(self, name: str, values: list[int]) -> None:
+        if values:
+            self.kv.set(name, orjson.dumps(values))
+        else:
+            self.kv.delete(name)
+
+    def _add(self, name: str, value: int, *, group: int) -> None:
+        values = self._list(name)
+        if not values:
+            top = self._list("top")
+            bisect.insort(top, group)
+            self._store("top", top)
+        bisect.insort(values, value)
+        self._store(name, values)

@@ -1,212 +1,174 @@
-"""The Faust application: topics, tables, agents, the clock timer and the web routes.
+"""The worker on quix-streams: one ``Application``, five topic roots, RocksDB state with
+changelogs; the contract's HTTP endpoints on an aiohttp loop in a side thread.
 
-    HTTP /callbacks/{feed} ──► tracking.raw ──► normalize ──► waybill-watch.updates ─┐
-    merchants ─────────────► tracking.events ─────────────────────────────────────────┤
-    merchants / normalize ──► orders.events ───────────────────────────────────────────┤
-                                                                                      ▼
-                                         waybills (table) ◄── process_waybills ──► anomalies
-                                                                 │  new scans ──► tracking.events
-                                                                 └► waybill-watch.signals
-                                                                         ▼
-                                          aggregates (table) ◄── process_aggregates ──► anomalies
-
-Every agent has concurrency 1 (table writes; faust issue 606); deadlines and event-time
-windows live in our own tables, not in Faust's windowed tables.
+The stages are in ``stages.py``; this module only wires them. quix-streams' SDF steps are used
+as plain per-record callbacks: each stage writes its outputs with the checkpoint's producer and
+its state through the partition transaction (``ports.py``), so outputs, state, the deadline
+index and the source offset commit together (one Kafka transaction with ``exactly-once``).
+Two quix internals are used and pinned with the version (``quixstreams==3.28.1``): the
+periodic-task hook of the dataframe registry (the ticker runs between records, on the engine's
+thread, so its ticks are ordered with the outputs) and the store transaction of a partition
+under a prefix other than the message key (the deadline index and the clock are per partition).
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
-from collections.abc import Mapping
+import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-import faust
-from mode import Service
+from aiohttp import web
+from quixstreams import Application, message_context
+from quixstreams.dataframe import StreamingDataFrame
 
 from waybill_watch.domain.aggregates import AggregateEngines
 from waybill_watch.domain.engine import WaybillEngine
+from waybill_watch.domain.runner import (
+    AggregateHandler,
+    AggregateRunner,
+    WaybillHandler,
+    WaybillRunner,
+)
 from waybill_watch.feeds import build_feeds
 from waybill_watch.ingest import IngestService
 from waybill_watch.metrics import Metrics, default_metrics
 from waybill_watch.settings import Settings
-from waybill_watch.timefmt import local_now
 from waybill_watch.web import add_routes
-from waybill_watch.worker import codec
-from waybill_watch.worker.aggregates import AggregateProcessor
-from waybill_watch.worker.keyed import KeyedStore, PartitionClock
-from waybill_watch.worker.normalizer import Normalizer
 from waybill_watch.worker.outputs import Outputs
+from waybill_watch.worker.ports import KafkaEffects, Transaction
 from waybill_watch.worker.publisher import RawPublisher
+from waybill_watch.worker.stages import (
+    AggregateStage,
+    NormalizeStage,
+    Progress,
+    Ticker,
+    WaybillStage,
+)
 from waybill_watch.worker.topics import TopicNames
-from waybill_watch.worker.waybills import WaybillProcessor
 
 log = logging.getLogger(__name__)
+
+BYTES = {
+    "key_serializer": "bytes",
+    "value_serializer": "bytes",
+    "key_deserializer": "bytes",
+    "value_deserializer": "bytes",
+}
 
 
 @dataclass
 class Worker:
-    """The assembled app and the adapters it drives (handy for tests and the demo)."""
+    """The assembled engine app and its HTTP side (tests and the demo use the parts)."""
 
-    app: faust.App
-    topics: TopicNames
-    normalizer: Normalizer
-    waybills: WaybillProcessor
-    aggregates: AggregateProcessor
+    app: Application
+    names: TopicNames
+    metrics: Metrics
+    http: web.Application
     publisher: RawPublisher
 
 
-def _broker_urls(bootstrap: str) -> list[str]:
-    return [f"kafka://{host.strip()}" for host in bootstrap.split(",") if host.strip()]
-
-
 def create_worker(settings: Settings, metrics: Metrics | None = None) -> Worker:
-    """Build the Faust app for ``settings`` (topics must already exist: ``ensure_topics``)."""
+    """Build the quix-streams app for ``settings`` (topics must exist: ``ensure_topics``)."""
     metrics = metrics or default_metrics()
     names = TopicNames.from_settings(settings)
-    app = faust.App(
-        settings.topic_prefix + settings.app_id,
-        broker=_broker_urls(settings.kafka_bootstrap_servers),
-        store=settings.store,
-        datadir=str(settings.data_dir),
-        topic_partitions=settings.partitions,
-        topic_replication_factor=settings.replication_factor,
-        processing_guarantee="at_least_once",
-        key_serializer="raw",
-        value_serializer="raw",
-        consumer_auto_offset_reset="earliest",
-        producer_acks=-1,
-        web_port=settings.web_port,
-        web_bind=settings.web_bind,
-        web_tables_enabled=False,  # table contents hold personal data
-        web_application_options={"client_max_size": settings.max_body_bytes + 1},
-        table_standby_replicas=0 if settings.replication_factor == 1 else 1,
-        stream_wait_empty=True,
-        broker_max_poll_records=500,
+    group = settings.topic_prefix + settings.app_id
+    app = Application(
+        broker_address=settings.kafka_bootstrap_servers,
+        consumer_group=group,
+        auto_offset_reset="earliest",
+        processing_guarantee=settings.processing_guarantee,
+        commit_interval=settings.commit_interval_seconds,
+        state_dir=str(settings.data_dir),
+        loglevel=None,
+        producer_extra_config={"linger.ms": 5},
+        consumer_extra_config={"fetch.wait.max.ms": 100},
     )
+    topics = {name: app.topic(name, **BYTES) for name in names.all()}  # type: ignore[arg-type]
+    context = app._processing_context
 
-    def topic(*topic_names: str) -> Any:
-        return app.topic(
-            *topic_names,
-            key_serializer="raw",
-            value_serializer="raw",
-            partitions=settings.partitions,
-        )
+    def send(topic: str, key: bytes | None, value: bytes, headers: dict[str, bytes] | None) -> None:
+        context.producer.produce(topic=topic, key=key, value=value, headers=dict(headers or {}))
 
-    channels = {name: topic(name) for name in names.all()}
-
-    async def send(
-        topic_name: str, key: bytes | None, value: bytes, headers: Mapping[str, bytes] | None
-    ) -> None:
-        await channels[topic_name].send(key=key, value=value, headers=headers)
-
-    waybill_table = app.Table(
-        "waybills", key_type=bytes, value_type=bytes, partitions=settings.partitions
-    )
-    waybill_deadlines = app.Table(
-        "waybill-deadlines", key_type=bytes, value_type=bytes, partitions=settings.partitions
-    )
-    aggregate_table = app.Table(
-        "aggregates", key_type=bytes, value_type=bytes, partitions=settings.partitions
-    )
-    aggregate_deadlines = app.Table(
-        "aggregate-deadlines", key_type=bytes, value_type=bytes, partitions=settings.partitions
-    )
+    def produce_to(topic: str, key: bytes, value: bytes, partition: int) -> None:
+        context.producer.produce(topic=topic, key=key, value=value, partition=partition)
 
     outputs = Outputs(send, metrics, anomalies=names.anomalies, dlq=names.dlq)
+    progress = Progress()
+    origin = group.encode()
     feeds = build_feeds(settings)
-    normalizer = Normalizer(
+    normalize = NormalizeStage(
         feeds,
         send,
         outputs,
         metrics,
-        raw_topic=names.raw,
-        updates_topic=names.updates,
-        orders_topic=names.orders,
+        progress,
+        names,
         timezone=settings.default_timezone,
-        origin=app.conf.id,
+        origin=origin,
     )
-    waybills = WaybillProcessor(
-        WaybillEngine(settings.detection),
-        KeyedStore(
-            waybill_table,
-            waybill_deadlines,
-            PartitionClock(settings.clock, waybill_deadlines, settings.default_timezone),
-        ),
+    partitions = settings.partitions
+    effects = KafkaEffects(
         send,
         outputs,
         metrics,
-        origin=app.conf.id,
-        updates_topic=names.updates,
         events_topic=names.events,
-        orders_topic=names.orders,
         signals_topic=names.signals,
+        origin=origin,
     )
-    aggregates = AggregateProcessor(
-        AggregateEngines(settings.detection),
-        KeyedStore(
-            aggregate_table,
-            aggregate_deadlines,
-            PartitionClock(settings.clock, aggregate_deadlines, settings.default_timezone),
-        ),
-        outputs,
+    waybills = WaybillStage(
+        WaybillRunner(WaybillHandler(WaybillEngine(settings.detection))),
+        effects,
         metrics,
+        produce_to,
+        names,
+        signal_partitions=partitions,
+        timezone=settings.default_timezone,
+    )
+    aggregates = AggregateStage(
+        AggregateRunner(AggregateHandler(AggregateEngines(settings.detection))),
+        effects,
+        timezone=settings.default_timezone,
     )
 
-    async def count_assigned(sender: Any, assigned: Any, **_: Any) -> None:
-        """After each rebalance: how many waybill partitions this worker now owns."""
-        metrics.partitions_assigned.set(sum(1 for tp in assigned if tp.topic == names.updates))
+    def source(handler: Callable[..., None]) -> Callable[[Any, Any, int, Any], None]:
+        def step(value: Any, key: Any, timestamp: int, headers: Any) -> None:
+            ctx = message_context()
+            handler(value, key, headers, ctx.partition, ctx.offset, timestamp)
 
-    # mode's SignalHandlerT (a positional-only VarArg Callable) accepts no plain function.
-    app.on_partitions_assigned.connect(count_assigned)  # type: ignore[arg-type]
+        return step
 
-    @app.agent(channels[names.raw], name="normalize")
-    async def normalize(stream: Any) -> None:
-        async for value in stream:
-            await normalizer.handle(value)
+    def raw_step(value: Any, key: Any, timestamp: int, headers: Any) -> None:
+        ctx = message_context()
+        normalize.raw(value, ctx.partition, ctx.offset)
 
-    waybill_inputs = topic(names.updates, names.events, names.orders)
+    app.dataframe(topics[names.raw]).update(raw_step, metadata=True)
+    app.dataframe(topics[names.events]).update(source(normalize.external_scan), metadata=True)
+    app.dataframe(topics[names.orders]).update(source(normalize.external_order), metadata=True)
+    _keyed(app, topics[names.updates], waybills.handle)
+    _keyed(app, topics[names.signals], aggregates.handle)
 
-    @app.agent(waybill_inputs, name="process-waybills")
-    async def process_waybills(stream: Any) -> None:
-        async for event in stream.events():
-            message = event.message
-            await waybills.handle(
-                message.topic, message.partition, message.key, event.value, _headers(event)
-            )
+    ticker = Ticker(
+        context.consumer,
+        produce_to,
+        progress,
+        names,
+        partitions=partitions,
+        stream=settings.clock == "stream",
+        interval=settings.tick_interval_seconds,
+    )
 
-    @app.agent(channels[names.signals], name="process-aggregates")
-    async def process_aggregates(stream: Any) -> None:
-        async for event in stream.events():
-            message = event.message
-            await aggregates.handle(message.partition, event.value)
+    def periodic() -> None:
+        ticker()
+        metrics.partitions_assigned.set(
+            sum(1 for tp in context.consumer.assignment() if tp.topic == names.updates)
+        )
 
-    @app.timer(settings.tick_interval_seconds, name="clock-ticks")
-    async def clock_ticks() -> None:
-        """Send a tick to every assigned partition so deadlines fire without traffic."""
-        if settings.clock == "stream":
-            now = normalizer.max_received_at
-            if now is None:
-                return
-        else:
-            now = local_now(settings.default_timezone)
-        tick = codec.encode_tick(now)
-        for tp in sorted(app.consumer.assignment()):
-            if tp.topic in (names.updates, names.signals):
-                await channels[tp.topic].send(key=b"__tick__", value=tick, partition=tp.partition)
+    app._dataframe_registry.register_periodic_task(periodic)
 
     publisher = RawPublisher(settings.kafka_bootstrap_servers, names.raw)
-
-    @app.service
-    class PublisherService(Service):
-        """Owns the ingest producer's lifetime."""
-
-        async def on_start(self) -> None:
-            await publisher.start()
-
-        async def on_stop(self) -> None:
-            await publisher.stop()
-
     ingest = IngestService(
         feeds,
         publisher,
@@ -214,20 +176,65 @@ def create_worker(settings: Settings, metrics: Metrics | None = None) -> Worker:
         max_body_bytes=settings.max_body_bytes,
         timezone=settings.default_timezone,
     )
+    http = web.Application(client_max_size=settings.max_body_bytes + 1)
 
     async def readiness() -> tuple[bool, str]:
         return await publisher.readiness(names.all())
 
-    web: Any = app.web  # faust's aiohttp driver; routes are added before start
-    web_app = web.web_app
-    add_routes(web_app.router, ingest, metrics.registry, readiness)
-    return Worker(app, names, normalizer, waybills, aggregates, publisher)
+    add_routes(http.router, ingest, metrics.registry, readiness)
+    return Worker(app, names, metrics, http, publisher)
 
 
-def _headers(event: Any) -> Mapping[str, bytes]:
-    raw = event.headers
-    if not raw:
-        return {}
-    if isinstance(raw, Mapping):
-        return raw
-    return dict(raw)
+def _keyed(app: Application, topic: Any, handle: Callable[[Transaction, int, bytes], None]) -> None:
+    """A keyed stage: its callback gets the partition's store transaction."""
+    sdf: StreamingDataFrame = app.dataframe(topic)
+    sdf.register_store()
+    stream_id = sdf.stream_id
+    context = sdf.processing_context
+
+    def step(value: Any, key: Any, timestamp: int, headers: Any) -> None:
+        partition = message_context().partition
+        tx = context.checkpoint.get_store_transaction(stream_id=stream_id, partition=partition)
+        handle(tx, partition, value)
+
+    sdf.update(step, metadata=True)
+
+
+def serve_http(worker: Worker, settings: Settings) -> Callable[[], None]:
+    """Start the HTTP endpoints on their own loop in a daemon thread; return ``stop``."""
+    loop = asyncio.new_event_loop()
+    started = threading.Event()
+    failure: list[BaseException] = []
+    runner = web.AppRunner(worker.http, access_log=None)
+
+    async def start() -> None:
+        await worker.publisher.start()
+        await runner.setup()
+        await web.TCPSite(runner, settings.web_bind, settings.web_port).start()
+
+    def run() -> None:
+        asyncio.set_event_loop(loop)
+        try:
+            loop.run_until_complete(start())
+        except BaseException as exc:  # reported to the caller, which exits with one line
+            failure.append(exc)
+            started.set()
+            return
+        started.set()
+        loop.run_forever()
+
+    thread = threading.Thread(target=run, name="http", daemon=True)
+    thread.start()
+    started.wait()
+    if failure:
+        raise failure[0]
+
+    def stop() -> None:
+        async def shutdown() -> None:
+            await runner.cleanup()
+            await worker.publisher.stop()
+
+        asyncio.run_coroutine_threadsafe(shutdown(), loop).result(timeout=10)
+        loop.call_soon_threadsafe(loop.stop)
+
+    return stop

@@ -1,6 +1,9 @@
-"""Wire codec of the internal topics (``waybill-watch.updates``): updates and clock ticks.
+"""Wire codec of the internal topics (``waybill-watch.updates``, ``waybill-watch.signals``).
 
-Only this process family writes these topics, so decoding is the trusted fast path.
+Every record names its source (``src``: the upstream partition it was derived from) so the
+receiving partition can keep a low watermark over its sources (``domain.clock.Watermark``);
+ticks carry a source's mark, ``idle`` when it is caught up on the stream clock. Only this
+process family writes these topics, so decoding is the trusted fast path.
 """
 
 from __future__ import annotations
@@ -21,11 +24,12 @@ SIGNAL = "signal"
 ORDER = "order"
 
 
-def encode_update(update: WaybillUpdate) -> bytes:
+def encode_update(update: WaybillUpdate, src: str) -> bytes:
     """One waybill's part of one push."""
     return jsonio.dumps(
         {
             "kind": UPDATE,
+            "src": src,
             "waybill": update.waybill,
             "courier": update.courier,
             "received_at": format_rfc3339(update.received_at),
@@ -37,12 +41,12 @@ def encode_update(update: WaybillUpdate) -> bytes:
     )
 
 
-def encode_tick(now: datetime) -> bytes:
-    """A clock tick for one partition."""
-    return jsonio.dumps({"kind": TICK, "now": format_rfc3339(now)})
+def encode_tick(src: str, mark_ms: int, idle: bool) -> bytes:
+    """A source's mark for one downstream partition."""
+    return jsonio.dumps({"kind": TICK, "src": src, "ms": mark_ms, "idle": idle})
 
 
-def encode_order(order: OrderEvent, received_at: datetime) -> bytes:
+def encode_order(order: OrderEvent, received_at: datetime, src: str) -> bytes:
     """A merchant order event read from an envelope, with the envelope's ``received_at``.
 
     Sent through the updates topic (not only ``orders.events``) so that a waybill's pushes and
@@ -51,37 +55,46 @@ def encode_order(order: OrderEvent, received_at: datetime) -> bytes:
     return jsonio.dumps(
         {
             "kind": ORDER,
+            "src": src,
             "received_at": format_rfc3339(received_at),
             "order": order.model_dump(mode="json"),
         }
     )
 
 
-def encode_signal(signal: Signal, now: datetime) -> bytes:
-    """A re-keyed fact with the sender's clock (it drives the receiver's stream clock)."""
-    return jsonio.dumps({"kind": SIGNAL, "now": format_rfc3339(now), "signal": signal.to_dict()})
+def encode_signal(signal: Signal, now: datetime, src: str) -> bytes:
+    """A re-keyed fact with the sender's clock (a mark of its source)."""
+    return jsonio.dumps(
+        {"kind": SIGNAL, "src": src, "now": format_rfc3339(now), "signal": signal.to_dict()}
+    )
 
 
-def decode(data: bytes) -> tuple[str, Any]:
-    """``("update", WaybillUpdate)``, ``("order", (OrderEvent, received_at))``,
-    ``("tick", datetime)`` or ``("signal", (Signal, now))``."""
+def decode(data: bytes) -> tuple[str, str, Any]:
+    """``(kind, src, payload)``: ``update`` → WaybillUpdate, ``order`` → (OrderEvent,
+    received_at), ``tick`` → (mark_ms, idle), ``signal`` → (Signal, now)."""
     doc = jsonio.loads(data)
     kind = doc.get("kind")
+    src = doc.get("src", "")
     if kind == TICK:
-        return TICK, parse_rfc3339(doc["now"])
+        return TICK, src, (doc["ms"], doc["idle"])
     if kind == ORDER:
-        return ORDER, (OrderEvent.model_validate(doc["order"]), parse_rfc3339(doc["received_at"]))
+        order = OrderEvent.model_validate(doc["order"])
+        return ORDER, src, (order, parse_rfc3339(doc["received_at"]))
     if kind == SIGNAL:
-        return SIGNAL, (Signal.from_dict(doc["signal"]), parse_rfc3339(doc["now"]))
+        return SIGNAL, src, (Signal.from_dict(doc["signal"]), parse_rfc3339(doc["now"]))
     if kind == UPDATE:
-        return UPDATE, WaybillUpdate(
-            waybill=doc["waybill"],
-            courier=doc["courier"],
-            received_at=parse_rfc3339(doc["received_at"]),
-            source_feed=doc["source_feed"],
-            merchant=doc.get("merchant"),
-            scans=[scan_from_wire(s) for s in doc["scans"]],
-            alerts=[_alert_from_wire(a) for a in doc["alerts"]],
+        return (
+            UPDATE,
+            src,
+            WaybillUpdate(
+                waybill=doc["waybill"],
+                courier=doc["courier"],
+                received_at=parse_rfc3339(doc["received_at"]),
+                source_feed=doc["source_feed"],
+                merchant=doc.get("merchant"),
+                scans=[scan_from_wire(s) for s in doc["scans"]],
+                alerts=[_alert_from_wire(a) for a in doc["alerts"]],
+            ),
         )
     raise ValueError(f"unknown internal message kind {kind!r}")
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from datetime import datetime
 
 from waybill_watch import jsonio
@@ -10,8 +10,9 @@ from waybill_watch.metrics import Metrics
 from waybill_watch.models.anomaly import AnomalyEvent
 from waybill_watch.models.dlq import DlqRecord
 
-#: ``send(topic, key, value, headers)``; returns once the record is buffered by the producer.
-Send = Callable[[str, bytes | None, bytes, dict[str, bytes] | None], Awaitable[None]]
+#: ``send(topic, key, value, headers)``: hand one record to the stage's producer (in the
+#: current checkpoint: under exactly-once, in its transaction).
+Send = Callable[[str, bytes | None, bytes, dict[str, bytes] | None], None]
 
 #: Marks records this app forwarded itself (so its own consumers skip them).
 ORIGIN_HEADER = "wbw-origin"
@@ -36,11 +37,11 @@ class Outputs:
         self.anomalies_topic = anomalies
         self.dlq_topic = dlq
 
-    async def anomaly(self, event: AnomalyEvent) -> None:
-        await self.send(self.anomalies_topic, event.subject.encode(), jsonio.dumps(event), None)
+    def anomaly(self, event: AnomalyEvent) -> None:
+        self.send(self.anomalies_topic, event.subject.encode(), jsonio.dumps(event), None)
         self.metrics.anomalies_emitted.labels(event.type, event.status).inc()
 
-    async def dead_letter(
+    def dead_letter(
         self,
         *,
         source: str,
@@ -62,5 +63,5 @@ class Outputs:
             payload=text,
             payload_encoding=encoding,
         )
-        await self.send(self.dlq_topic, key, jsonio.dumps(record), None)
+        self.send(self.dlq_topic, key, jsonio.dumps(record), None)
         self.metrics.dlq_records.labels(source, reason).inc()

@@ -47,13 +47,17 @@ def test_update_round_trip() -> None:
         message="超时未更新",
     )
     update = WaybillUpdate("ZT1", "ZTO", AT, "kdniao", [_scan()], [alert], merchant="shop-1")
-    kind, decoded = codec.decode(codec.encode_update(update))
-    assert kind == codec.UPDATE
+    kind, src, decoded = codec.decode(codec.encode_update(update, "raw/0"))
+    assert (kind, src) == (codec.UPDATE, "raw/0")
     assert decoded == update
 
 
 def test_tick_round_trip() -> None:
-    assert codec.decode(codec.encode_tick(AT)) == (codec.TICK, AT)
+    assert codec.decode(codec.encode_tick("raw/3", 1_700_000_000_123, True)) == (
+        codec.TICK,
+        "raw/3",
+        (1_700_000_000_123, True),
+    )
 
 
 def test_scan_wire_form_is_a_valid_tracking_event() -> None:

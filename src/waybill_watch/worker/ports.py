@@ -1,0 +1,158 @@
+"""The runner's ports on quix-streams: state and deadlines in the partition's RocksDB
+transaction (changelog-backed), effects produced with the checkpoint's producer.
+
+Everything a stage writes for one record — output records, state, deadline index, clock marks —
+belongs to the same quix checkpoint: under ``at-least-once`` the source offset is committed only
+after every output and changelog record was acknowledged (and recovery ignores changelog records
+of uncommitted offsets), under ``exactly-once`` all of it is one Kafka transaction.
+"""
+
+from __future__ import annotations
+
+import struct
+from collections.abc import Callable
+from datetime import datetime
+from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar
+
+from waybill_watch import jsonio
+from waybill_watch.domain.deadlines import BucketDeadlineIndex, Kv
+from waybill_watch.domain.runner import DeadlineIndex, Effects, StateStore
+from waybill_watch.domain.signals import Signal
+from waybill_watch.domain.types import Scan
+from waybill_watch.masking import mask_text
+from waybill_watch.metrics import Metrics
+from waybill_watch.models.anomaly import AnomalyEvent
+from waybill_watch.models.tracking import scan_to_wire
+from waybill_watch.worker import codec
+from waybill_watch.worker.outputs import ORIGIN_HEADER, Outputs, Send
+
+S = TypeVar("S")
+
+_DUE = struct.Struct(">q")
+_NO_DUE = -(2**63)
+
+STATE_PREFIX = b"s"
+INDEX_PREFIX = b"d"
+CLOCK_PREFIX = b"c"
+
+
+class Transaction(Protocol):
+    """The part of quix's ``PartitionTransaction`` the ports use."""
+
+    def get_bytes(self, key: Any, prefix: bytes) -> bytes | None: ...
+    def set_bytes(self, key: Any, value: bytes, prefix: bytes) -> None: ...
+    def delete(self, key: Any, prefix: bytes) -> None: ...
+
+
+class TransactionKv:
+    """``Kv`` on one prefix of a partition transaction."""
+
+    __slots__ = ("prefix", "tx")
+
+    def __init__(self, tx: Transaction, prefix: bytes) -> None:
+        self.tx = tx
+        self.prefix = prefix
+
+    def get(self, key: str) -> bytes | None:
+        return self.tx.get_bytes(key.encode(), self.prefix)
+
+    def set(self, key: str, value: bytes) -> None:
+        self.tx.set_bytes(key.encode(), value, self.prefix)
+
+    def delete(self, key: str) -> None:
+        self.tx.delete(key.encode(), self.prefix)
+
+
+class TransactionStore(Generic[S]):
+    """``StateStore``: 8-byte due time + the state's bytes, per key."""
+
+    __slots__ = ("dump", "load_state", "tx")
+
+    def __init__(
+        self, tx: Transaction, dump: Callable[[S], bytes], load: Callable[[bytes], S]
+    ) -> None:
+        self.tx = tx
+        self.dump = dump
+        self.load_state = load
+
+    def load(self, key: str) -> tuple[int | None, S] | None:
+        raw = self.tx.get_bytes(key.encode(), STATE_PREFIX)
+        if raw is None:
+            return None
+        (due,) = _DUE.unpack_from(raw)
+        return (None if due == _NO_DUE else due), self.load_state(raw[_DUE.size :])
+
+    def save(self, key: str, due_ms: int | None, state: S) -> None:
+        due = _DUE.pack(_NO_DUE if due_ms is None else due_ms)
+        self.tx.set_bytes(key.encode(), due + self.dump(state), STATE_PREFIX)
+
+    def delete(self, key: str) -> None:
+        self.tx.delete(key.encode(), STATE_PREFIX)
+
+
+def public_scan(scan: Scan) -> dict[str, object]:
+    """The wire form published on ``tracking.events``: phone numbers and names in the
+    courier's text are masked (``event_id`` was computed from the original text)."""
+    wire = scan_to_wire(scan)
+    wire["description"] = mask_text(scan.description)
+    return wire
+
+
+class KafkaEffects:
+    """``Effects``: anomalies, forwarded scans and signals as records, with their counters."""
+
+    def __init__(
+        self,
+        send: Send,
+        outputs: Outputs,
+        metrics: Metrics,
+        *,
+        events_topic: str,
+        signals_topic: str,
+        origin: bytes,
+    ) -> None:
+        self.send = send
+        self.outputs = outputs
+        self.metrics = metrics
+        self.events_topic = events_topic
+        self.signals_topic = signals_topic
+        self.origin_headers = {ORIGIN_HEADER: origin}
+        #: The source name of the partition being processed (set by the stage per record).
+        self.src = ""
+        #: Forward new scans to ``tracking.events`` (not for scans read from it).
+        self.forward = True
+
+    def anomaly(self, event: AnomalyEvent) -> None:
+        self.outputs.anomaly(event)
+
+    def scans(self, key: str, scans: list[Scan]) -> None:
+        if not self.forward:
+            return
+        raw_key = key.encode()
+        for scan in scans:
+            self.send(
+                self.events_topic, raw_key, jsonio.dumps(public_scan(scan)), self.origin_headers
+            )
+
+    def signal(self, signal: Signal, now: datetime) -> None:
+        self.send(
+            self.signals_topic,
+            signal.key.encode(),
+            codec.encode_signal(signal, now, self.src),
+            None,
+        )
+
+    def lifecycle(self, event: str) -> None:
+        if event == "fired":
+            self.metrics.deadlines_fired.inc()
+        else:
+            self.metrics.waybills_retired.labels(event).inc()
+
+
+if TYPE_CHECKING:  # mypy checks each implementation against its port
+
+    def _check(tx: Transaction, effects: KafkaEffects) -> None:
+        _kv: Kv = TransactionKv(tx, INDEX_PREFIX)
+        _index: DeadlineIndex = BucketDeadlineIndex(_kv)
+        _store: StateStore[bytes] = TransactionStore[bytes](tx, bytes, bytes)
+        _effects: Effects = effects

@@ -1,0 +1,470 @@
+"""The worker's stages: thin adapters between Kafka records and the core's keyed runners.
+
+    tracking.raw ─► normalize ─┐
+    tracking.events, orders.events (merchants' records) ─► validate ─┤
+                                                                    ▼
+    waybill-watch.updates (key waybill; + ticks) ─► waybills ─► anomalies, tracking.events (new)
+                                                               └► waybill-watch.signals (+ ticks)
+    waybill-watch.signals ─► sites & couriers ─► anomalies
+
+Clock (contract §6): every record on an internal topic names its source (the upstream partition)
+and the ticker sends each source's mark to every downstream partition, in band; each partition
+keeps a ``Watermark`` over its sources in its state, so it decides as if it had kept up.
+Signals reach a site/courier partition from many waybill partitions out of step; they wait in
+per-source queues (in state) until the partition's clock reaches them and are applied in
+``(clock, source)`` order, as replay applies them.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Mapping
+from datetime import datetime
+from typing import Any
+
+from pydantic import ValidationError
+
+from waybill_watch import jsonio
+from waybill_watch.domain.clock import Watermark, from_ms, to_ms
+from waybill_watch.domain.deadlines import BucketDeadlineIndex
+from waybill_watch.domain.runner import AggregateRunner, Ports, WaybillRunner
+from waybill_watch.domain.state import WaybillState
+from waybill_watch.domain.types import WaybillUpdate
+from waybill_watch.feeds.base import Feed, FeedError
+from waybill_watch.masking import mask_text
+from waybill_watch.metrics import Metrics
+from waybill_watch.models.envelope import CaptureEnvelope
+from waybill_watch.models.order import OrderEvent
+from waybill_watch.models.tracking import TrackingEvent
+from waybill_watch.timefmt import local_now, zone
+from waybill_watch.worker import codec
+from waybill_watch.worker.outputs import ORIGIN_HEADER, Outputs, Send
+from waybill_watch.worker.ports import (
+    CLOCK_PREFIX,
+    INDEX_PREFIX,
+    KafkaEffects,
+    Transaction,
+    TransactionKv,
+    TransactionStore,
+)
+from waybill_watch.worker.topics import TopicNames
+
+log = logging.getLogger(__name__)
+
+#: ``source_feed`` of updates built from records merchants produced to ``tracking.events``.
+EXTERNAL_EVENTS = "tracking.events"
+TICK_KEY = b"__tick__"
+#: ``produce(topic, key, value, partition)``: a record to one partition (ticks).
+ProduceTo = Callable[[str, bytes, bytes, int], None]
+
+
+class Progress:
+    """What this process has read of each source partition (for the ticker's marks)."""
+
+    def __init__(self) -> None:
+        self.received: dict[str, int] = {}  # src -> highest received_at (ms) read
+        self.offsets: dict[str, int] = {}  # src -> last offset read
+
+    def note(self, src: str, received_ms: int, offset: int) -> None:
+        if received_ms > self.received.get(src, -1):
+            self.received[src] = received_ms
+        self.offsets[src] = offset
+
+
+# -- normalize: raw envelopes and records merchants produced → the updates topic ---------------
+
+
+class NormalizeStage:
+    """Parses envelopes with the same feed code as ingest and replay; validates the records
+    merchants produce straight to ``tracking.events`` / ``orders.events``. Never raises for
+    bad input: it goes to the DLQ with a reason."""
+
+    def __init__(
+        self,
+        feeds: Mapping[str, Feed],
+        send: Send,
+        outputs: Outputs,
+        metrics: Metrics,
+        progress: Progress,
+        names: TopicNames,
+        *,
+        timezone: str,
+        origin: bytes,
+    ) -> None:
+        self.feeds = feeds
+        self.send = send
+        self.outputs = outputs
+        self.metrics = metrics
+        self.progress = progress
+        self.names = names
+        self.timezone = timezone
+        self.origin = origin
+        self.origin_headers = {ORIGIN_HEADER: origin}
+
+    def raw(self, value: bytes, partition: int, offset: int) -> None:
+        """One ``tracking.raw`` record."""
+        src = f"raw/{partition}"
+        try:
+            envelope = CaptureEnvelope.model_validate_json(value)
+        except ValidationError as exc:
+            self._reject(self.names.raw, value, None, "bad_envelope", _short(exc))
+            return
+        received_ms = to_ms(envelope.received_at)
+        self.progress.note(src, received_ms, offset)
+        feed = self.feeds[envelope.feed]
+        try:
+            result = feed.parse(envelope)
+        except FeedError as error:
+            self._reject(self.names.raw, value, envelope.feed, error.reason, error.message)
+            return
+        except Exception as exc:  # a parser bug must not stop the stream or lose the record
+            log.exception("feed %s crashed on an envelope", envelope.feed)
+            self._reject(self.names.raw, value, envelope.feed, "parser_error", repr(exc))
+            return
+        updates = self.names.updates
+        for update in result.updates:
+            self.send(updates, update.waybill.encode(), codec.encode_update(update, src), None)
+        for order in result.orders:
+            key = order.waybill.encode()
+            self.send(updates, key, codec.encode_order(order, envelope.received_at, src), None)
+            self.send(self.names.orders, key, jsonio.dumps(order), self.origin_headers)
+        for part in result.rejected:
+            self._reject(self.names.raw, value, envelope.feed, part.reason, part.error, False)
+        outcome = "ignored" if result.ignored else ("partial" if result.rejected else "ok")
+        self.metrics.envelopes_normalized.labels(envelope.feed, outcome).inc()
+
+    def external_scan(
+        self, value: bytes, key: bytes | None, headers: Any, partition: int, offset: int, ts: int
+    ) -> None:
+        """One record of ``tracking.events`` (those this app forwarded itself are skipped)."""
+        if _header(headers, ORIGIN_HEADER) == self.origin:
+            return
+        topic = self.names.events
+        try:
+            event = TrackingEvent.model_validate_json(value)
+        except ValidationError as exc:
+            self._reject(topic, value, None, "bad_tracking_event", _short(exc), key=key)
+            return
+        if key is not None and key != event.waybill.encode():
+            self._reject(topic, value, None, "wrong_key", "record key must be the waybill", key=key)
+            return
+        scan = event.to_scan()
+        src = f"events/{partition}"
+        self.progress.note(src, to_ms(scan.received_at), offset)
+        update = WaybillUpdate(
+            waybill=scan.waybill,
+            courier=scan.courier,
+            received_at=scan.received_at,
+            source_feed=EXTERNAL_EVENTS,
+            scans=[scan],
+        )
+        self.send(self.names.updates, scan.waybill.encode(), codec.encode_update(update, src), None)
+
+    def external_order(
+        self, value: bytes, key: bytes | None, headers: Any, partition: int, offset: int, ts: int
+    ) -> None:
+        """One record of ``orders.events``: received when Kafka appended it (``ts``)."""
+        if _header(headers, ORIGIN_HEADER) == self.origin:
+            return
+        topic = self.names.orders
+        try:
+            order = OrderEvent.model_validate_json(value)
+        except ValidationError as exc:
+            self._reject(topic, value, None, "bad_order_event", _short(exc), key=key)
+            return
+        if key is not None and key != order.waybill.encode():
+            self._reject(topic, value, None, "wrong_key", "record key must be the waybill", key=key)
+            return
+        src = f"orders/{partition}"
+        self.progress.note(src, ts, offset)
+        received_at = from_ms(ts, zone(self.timezone))
+        record = codec.encode_order(order, received_at, src)
+        self.send(self.names.updates, order.waybill.encode(), record, None)
+
+    def _reject(
+        self,
+        topic: str,
+        raw: bytes,
+        feed: str | None,
+        reason: str,
+        error: str,
+        count: bool = True,
+        *,
+        key: bytes | None = None,
+    ) -> None:
+        if count and topic == self.names.raw:
+            self.metrics.envelopes_normalized.labels(feed or "_invalid", "rejected").inc()
+        log.warning("%s record rejected: %s: %s", topic, reason, mask_text(error))
+        self.outputs.dead_letter(
+            source=topic,
+            reason=reason,
+            error=mask_text(error),
+            payload=raw,
+            now=local_now(self.timezone),
+            feed=feed,
+            key=key,
+        )
+
+
+# -- the ticker: each source's mark, in band, to every downstream partition --------------------
+
+
+class Ticker:
+    """Run on the engine's loop (between records): every ``interval`` seconds, send the mark of
+    each assigned source partition to every partition of the updates topic.
+
+    A source that is behind marks the ``received_at`` of what was read last (later records were
+    received later); one that is caught up marks the wall clock (``wall``) or is idle
+    (``stream``: a caught-up capture constrains nothing)."""
+
+    def __init__(
+        self,
+        consumer: Any,
+        produce: ProduceTo,
+        progress: Progress,
+        names: TopicNames,
+        *,
+        partitions: int,
+        stream: bool,
+        interval: float,
+    ) -> None:
+        self.consumer = consumer
+        self.produce = produce
+        self.progress = progress
+        self.names = names
+        self.partitions = partitions
+        self.stream = stream
+        self.interval = interval
+        self.sources = {names.raw: "raw", names.events: "events", names.orders: "orders"}
+        self._last = 0.0
+
+    def __call__(self) -> None:
+        wall = time.monotonic()
+        if wall - self._last < self.interval:
+            return
+        self._last = wall
+        for tp in self.consumer.assignment():
+            kind = self.sources.get(tp.topic)
+            if kind is None:
+                continue
+            src = f"{kind}/{tp.partition}"
+            mark = self._mark(tp, src)
+            if mark is None:
+                continue
+            value = codec.encode_tick(src, *mark)
+            for partition in range(self.partitions):
+                self.produce(self.names.updates, TICK_KEY, value, partition)
+
+    def _mark(self, tp: Any, src: str) -> tuple[int, bool] | None:
+        caught_up = self._caught_up(tp, src)
+        if caught_up is None:
+            return None
+        last = self.progress.received.get(src)
+        if caught_up:
+            if self.stream:
+                return (last or 0), True
+            return to_ms(datetime.now().astimezone()), False
+        return (last, False) if last is not None else None
+
+    def _caught_up(self, tp: Any, src: str) -> bool | None:
+        try:
+            _, high = self.consumer.get_watermark_offsets(tp, cached=True)
+            if high is None or high < 0:
+                _, high = self.consumer.get_watermark_offsets(tp, timeout=1.0, cached=False)
+        except Exception:  # no answer: say nothing this round (the clock waits)
+            return None
+        done = self.progress.offsets.get(src)
+        if done is not None:
+            return done + 1 >= high
+        if high == 0:
+            return True
+        try:
+            (position,) = self.consumer.position([tp])
+        except Exception:
+            return None
+        return bool(position.offset >= 0 and position.offset >= high)
+
+
+# -- the keyed stages --------------------------------------------------------------------------
+
+
+def _watermark(tx: Transaction) -> tuple[int, Watermark]:
+    raw = tx.get_bytes(b"wm", CLOCK_PREFIX)
+    if raw is None:
+        return 0, Watermark()
+    doc = jsonio.loads(raw)
+    return doc["now"], Watermark(doc["marks"])
+
+
+def _save_watermark(tx: Transaction, now: int, watermark: Watermark) -> None:
+    tx.set_bytes(b"wm", jsonio.dumps({"now": now, "marks": watermark.marks}), CLOCK_PREFIX)
+
+
+class WaybillStage:
+    """Per-waybill state fed by updates, orders and ticks (one partition at a time)."""
+
+    def __init__(
+        self,
+        runner: WaybillRunner,
+        effects: KafkaEffects,
+        metrics: Metrics,
+        produce: ProduceTo,
+        names: TopicNames,
+        *,
+        signal_partitions: int,
+        timezone: str,
+    ) -> None:
+        self.runner = runner
+        self.effects = effects
+        self.metrics = metrics
+        self.produce = produce
+        self.names = names
+        self.signal_partitions = signal_partitions
+        self.tz = zone(timezone)
+
+    def handle(self, tx: Transaction, partition: int, value: bytes) -> None:
+        kind, src, payload = codec.decode(value)
+        before, watermark = _watermark(tx)
+        if kind == codec.TICK:
+            changed = watermark.observe(src, payload[0], payload[1])
+        elif kind == codec.UPDATE:
+            changed = watermark.observe(src, to_ms(payload.received_at))
+        else:
+            changed = watermark.observe(src, to_ms(payload[1]))
+        now_ms = watermark.advance(before)
+        if changed:
+            _save_watermark(tx, now_ms, watermark)
+        if now_ms > before:
+            self.metrics.clock_seconds.labels(str(partition)).set(now_ms / 1000)
+        now = from_ms(now_ms, self.tz)
+        effects = self.effects
+        effects.src = f"w/{partition}"
+        ports = Ports(
+            TransactionStore(tx, WaybillState.to_bytes, WaybillState.from_bytes),
+            BucketDeadlineIndex(TransactionKv(tx, INDEX_PREFIX)),
+            effects,
+        )
+        if kind == codec.TICK:
+            self.runner.advance(ports, now)
+            if now_ms > before:  # pass the new clock on to the site/courier stage
+                tick = codec.encode_tick(effects.src, now_ms, False)
+                for target in range(self.signal_partitions):
+                    self.produce(self.names.signals, TICK_KEY, tick, target)
+            return
+        if kind == codec.UPDATE:
+            update: WaybillUpdate = payload
+            effects.forward = update.source_feed != EXTERNAL_EVENTS
+            step = self.runner.apply(ports, update.waybill, update, now)
+            new = len(step.new_scans)
+            counter = self.metrics.tracking_events_processed
+            counter.labels(update.source_feed, "new").inc(new)
+            if len(update.scans) > new:
+                counter.labels(update.source_feed, "duplicate").inc(len(update.scans) - new)
+            return
+        order: OrderEvent = payload[0]
+        self.runner.apply(ports, order.waybill, order, now)
+        self.metrics.order_events_processed.labels(order.type).inc()
+
+
+class AggregateStage:
+    """Site and courier state fed by signals from every waybill partition, in clock order."""
+
+    def __init__(self, runner: AggregateRunner, effects: KafkaEffects, *, timezone: str) -> None:
+        self.runner = runner
+        self.effects = effects
+        self.tz = zone(timezone)
+
+    def handle(self, tx: Transaction, partition: int, value: bytes) -> None:
+        kind, src, payload = codec.decode(value)
+        before, watermark = _watermark(tx)
+        queues = SignalQueues(TransactionKv(tx, b"q"))
+        if kind == codec.TICK:
+            watermark.observe(src, payload[0], payload[1])
+        else:
+            sender_now: datetime = payload[1]
+            watermark.observe(src, to_ms(sender_now))
+            queues.push(src, to_ms(sender_now), value)
+        now_ms = watermark.advance(before)
+        _save_watermark(tx, now_ms, watermark)
+        ports = Ports(
+            TransactionStore(tx, _dump, _load_aggregate),
+            BucketDeadlineIndex(TransactionKv(tx, INDEX_PREFIX)),
+            self.effects,
+        )
+        for record in queues.release(now_ms):
+            _, _, (signal, at) = codec.decode(record)
+            self.runner.apply(ports, signal.key, signal, at)
+        self.runner.advance(ports, from_ms(now_ms, self.tz))
+
+
+class SignalQueues:
+    """Signals waiting for the partition's clock, one FIFO per source (a source's signals
+    arrive in clock order). Header ``h``: source → ``[head, tail, head_ms]``."""
+
+    def __init__(self, kv: TransactionKv) -> None:
+        self.kv = kv
+        raw = kv.get("h")
+        self.header: dict[str, list[int]] = jsonio.loads(raw) if raw else {}
+        self.dirty = False
+
+    def push(self, src: str, ms: int, record: bytes) -> None:
+        entry = self.header.get(src)
+        if entry is None:
+            entry = self.header[src] = [0, 0, ms]
+        elif entry[0] == entry[1]:
+            entry[2] = ms
+        self.kv.set(f"{src}/{entry[1]}", record)
+        entry[1] += 1
+        self.dirty = True
+
+    def release(self, limit: int) -> list[bytes]:
+        """Every waiting signal marked at or before ``limit``, by (mark, source)."""
+        out: list[bytes] = []
+        header = self.header
+        while True:
+            ready = [(entry[2], src) for src, entry in header.items() if entry[0] < entry[1]]
+            if not ready:
+                break
+            ms, src = min(ready)
+            if ms > limit:
+                break
+            entry = header[src]
+            name = f"{src}/{entry[0]}"
+            record = self.kv.get(name)
+            self.kv.delete(name)
+            entry[0] += 1
+            self.dirty = True
+            if record is not None:
+                out.append(record)
+            if entry[0] < entry[1]:
+                following = self.kv.get(f"{src}/{entry[0]}")
+                entry[2] = to_ms(codec.decode(following)[2][1]) if following else ms
+        if self.dirty:
+            self.kv.set("h", jsonio.dumps(header))
+        return out
+
+
+def _dump(state: Any) -> bytes:
+    return bytes(state.to_bytes())
+
+
+def _load_aggregate(data: bytes) -> Any:
+    from waybill_watch.domain.aggregate_state import load_aggregate
+
+    return load_aggregate(data)
+
+
+def _header(headers: Any, name: str) -> bytes | None:
+    if not headers:
+        return None
+    for key, value in headers if not isinstance(headers, Mapping) else headers.items():
+        if key == name:
+            return value if isinstance(value, bytes) else str(value).encode()
+    return None
+
+
+def _short(exc: ValidationError) -> str:
+    """A one-line summary of a pydantic error (no input values: they may hold personal data)."""
+    parts = [f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors()[:5]]
+    return "; ".join(parts)
