@@ -279,11 +279,21 @@ class Ticker:
             return done + 1 >= high
         if high == 0:
             return True
+        # Nothing read from it since the assignment: where is the group in it?
         try:
             (position,) = self.consumer.position([tp])
+            offset = position.offset
+            if offset < 0:
+                (committed,) = self.consumer.committed([tp], timeout=1.0)
+                offset = committed.offset
         except Exception:
             return None
-        return bool(position.offset >= 0 and position.offset >= high)
+        if offset < 0:
+            return None
+        if offset >= high:
+            self.progress.offsets[src] = offset - 1  # from now on the fast path
+            return True
+        return False
 
 
 # -- the keyed stages --------------------------------------------------------------------------
