@@ -58,7 +58,9 @@ async def _preload(bootstrap: str, topic: str, lines: list[bytes]) -> None:
         await producer.stop()
 
 
-async def test_preloaded_capture_at_full_speed_equals_replay(worker_factory, kafka_bootstrap, tmp_path) -> None:  # type: ignore[no-untyped-def]
+async def test_preloaded_capture_at_full_speed_equals_replay(
+    worker_factory, kafka_bootstrap, tmp_path
+) -> None:  # type: ignore[no-untyped-def]
     capture = tmp_path / "capture.jsonl"
     await _simulate(capture)
     lines = [line for line in capture.read_bytes().splitlines() if line.strip()]

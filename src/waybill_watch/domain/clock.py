@@ -101,14 +101,16 @@ class Watermark:
     that instant. A source that is caught up reports the wall clock (``wall``) or, with the
     ``stream`` clock, that it is idle (it constrains nothing). The clock is the lowest mark of
     the sources that constrain it; with every source idle it is the highest mark seen. The clock
-    never goes backwards. A source not heard of yet constrains nothing: every source reports
-    within one tick interval of a start, and its first record reports it too.
+    never goes backwards. With ``expected`` sources, the clock waits until each has reported
+    once; with ``expected=0`` a source not heard of yet constrains nothing (its first record or
+    tick reports it).
 
     ``marks`` is plain data (source → ``[ms, idle]``) so the adapter can store it in the
     partition's state.
     """
 
-    def __init__(self, marks: dict[str, list[Any]] | None = None) -> None:
+    def __init__(self, marks: dict[str, list[Any]] | None = None, expected: int = 0) -> None:
+        self.expected = expected
         self.marks: dict[str, list[Any]] = marks if marks is not None else {}
 
     def observe(self, source: str, ms: int, idle: bool = False) -> bool:
@@ -126,7 +128,7 @@ class Watermark:
 
     def advance(self, current_ms: int) -> int:
         """The clock given the marks, never below ``current_ms``."""
-        if not self.marks:
+        if not self.marks or len(self.marks) < self.expected:
             return current_ms
         busy = [ms for ms, idle in self.marks.values() if not idle]
         candidate = min(busy) if busy else max(ms for ms, _ in self.marks.values())

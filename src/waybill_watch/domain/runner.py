@@ -139,9 +139,18 @@ class KeyedRunner(Generic[S, I_contra]):
                 self._commit(ports, key, self.handler.on_due(entry[1], now), now)
         return fired
 
-    def apply(self, ports: Ports[S], key: str, item: I_contra, now: datetime) -> Step[S]:
-        """Advance to ``now``, then apply one input of ``key``; return the engine's step."""
-        self.advance(ports, now)
+    def apply(
+        self,
+        ports: Ports[S],
+        key: str,
+        item: I_contra,
+        now: datetime,
+        *,
+        clock: datetime | None = None,
+    ) -> Step[S]:
+        """Advance to ``clock`` (default ``now``), then apply one input of ``key`` at ``now``
+        (the engine fires the key's own passed deadline first); return the engine's step."""
+        self.advance(ports, now if clock is None else clock)
         entry = ports.store.load(key)
         step = self.handler.on_input(entry[1] if entry is not None else None, item, now)
         self._commit(ports, key, step, now)

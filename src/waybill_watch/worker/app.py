@@ -130,6 +130,7 @@ def create_worker(settings: Settings, metrics: Metrics | None = None) -> Worker:
     aggregates = AggregateStage(
         AggregateRunner(AggregateHandler(AggregateEngines(settings.detection))),
         effects,
+        sources=partitions,
         timezone=settings.default_timezone,
     )
 

@@ -299,16 +299,25 @@ class Ticker:
 # -- the keyed stages --------------------------------------------------------------------------
 
 
-def _watermark(tx: Transaction) -> tuple[int, Watermark]:
+def _watermark(tx: Transaction, expected: int = 0) -> tuple[int, Watermark]:
     raw = tx.get_bytes(b"wm", CLOCK_PREFIX)
     if raw is None:
-        return 0, Watermark()
+        return 0, Watermark(expected=expected)
     doc = jsonio.loads(raw)
-    return doc["now"], Watermark(doc["marks"])
+    return doc["now"], Watermark(doc["marks"], expected)
 
 
 def _save_watermark(tx: Transaction, now: int, watermark: Watermark) -> None:
     tx.set_bytes(b"wm", jsonio.dumps({"now": now, "marks": watermark.marks}), CLOCK_PREFIX)
+
+
+def _forwarded(tx: Transaction, now: int) -> bool:
+    """Whether ``now`` was already passed on downstream; records that it is from now on."""
+    raw = tx.get_bytes(b"sent", CLOCK_PREFIX)
+    if raw is not None and int(raw) >= now:
+        return True
+    tx.set_bytes(b"sent", str(now).encode(), CLOCK_PREFIX)
+    return False
 
 
 class WaybillStage:
@@ -357,15 +366,18 @@ class WaybillStage:
         )
         if kind == codec.TICK:
             self.runner.advance(ports, now)
-            if now_ms > before:  # pass the new clock on to the site/courier stage
+            if not _forwarded(tx, now_ms):  # pass the clock on to the site/courier stage
                 tick = codec.encode_tick(effects.src, now_ms, False)
                 for target in range(self.signal_partitions):
                     self.produce(self.names.signals, TICK_KEY, tick, target)
             return
+        # The input is applied at its own receipt time when the clock (the lowest mark of all
+        # sources) is behind it, as replay does; other keys' deadlines wait for the clock.
         if kind == codec.UPDATE:
             update: WaybillUpdate = payload
             effects.forward = update.source_feed != EXTERNAL_EVENTS
-            step = self.runner.apply(ports, update.waybill, update, now)
+            at = max(now, update.received_at)
+            step = self.runner.apply(ports, update.waybill, update, at, clock=now)
             new = len(step.new_scans)
             counter = self.metrics.tracking_events_processed
             counter.labels(update.source_feed, "new").inc(new)
@@ -373,21 +385,24 @@ class WaybillStage:
                 counter.labels(update.source_feed, "duplicate").inc(len(update.scans) - new)
             return
         order: OrderEvent = payload[0]
-        self.runner.apply(ports, order.waybill, order, now)
+        self.runner.apply(ports, order.waybill, order, max(now, payload[1]), clock=now)
         self.metrics.order_events_processed.labels(order.type).inc()
 
 
 class AggregateStage:
     """Site and courier state fed by signals from every waybill partition, in clock order."""
 
-    def __init__(self, runner: AggregateRunner, effects: KafkaEffects, *, timezone: str) -> None:
+    def __init__(
+        self, runner: AggregateRunner, effects: KafkaEffects, *, sources: int, timezone: str
+    ) -> None:
         self.runner = runner
         self.effects = effects
+        self.sources = sources  # the waybill stage's partitions: each must report once
         self.tz = zone(timezone)
 
     def handle(self, tx: Transaction, partition: int, value: bytes) -> None:
         kind, src, payload = codec.decode(value)
-        before, watermark = _watermark(tx)
+        before, watermark = _watermark(tx, self.sources)
         queues = SignalQueues(TransactionKv(tx, b"q"))
         if kind == codec.TICK:
             watermark.observe(src, payload[0], payload[1])

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 
 from waybill_watch.domain.config import DetectionSettings
-from waybill_watch.domain.deadlines import InMemoryDeadlineIndex
+from waybill_watch.domain.deadlines import BucketDeadlineIndex, InMemoryDeadlineIndex
 from waybill_watch.domain.engine import Outcome, WaybillEngine
 from waybill_watch.domain.state import WaybillState
 
@@ -82,3 +82,55 @@ def test_a_tick_with_ten_due_among_100000_active_waybills_examines_ten() -> None
     assert CountingEngine.calls - calls_before == 10
     assert index.examined - examined_before == 10
     assert len(index) == 100_000 - 10
+
+
+class DictKv:
+    """The ``Kv`` port on a dict (the worker's is a RocksDB transaction)."""
+
+    def __init__(self) -> None:
+        self.data: dict[str, bytes] = {}
+        self.reads = 0
+
+    def get(self, key: str) -> bytes | None:
+        self.reads += 1
+        return self.data.get(key)
+
+    def set(self, key: str, value: bytes) -> None:
+        self.data[key] = value
+
+    def delete(self, key: str) -> None:
+        self.data.pop(key, None)
+
+
+def test_bucket_index_pops_exactly_the_due_entries_in_due_then_key_order() -> None:
+    index = BucketDeadlineIndex(DictKv())
+    base = 1_764_000_000_000
+    for key, offset in (("c", 2_000), ("b", 2_000), ("a", 3_000), ("d", 1_000), ("e", 90_000)):
+        index.schedule_ms(key, base + offset)
+    assert index.pop_due_ms(base + 999) == []
+    assert index.pop_due_ms(base + 3_000) == ["d", "b", "c", "a"]
+    assert index.pop_due_ms(base + 3_000) == []  # popped entries are gone
+    assert index.pop_due_ms(base + 90_000) == ["e"]
+
+
+def test_bucket_index_is_lazy_and_a_jump_of_months_reads_only_non_empty_buckets() -> None:
+    kv = DictKv()
+    index = BucketDeadlineIndex(kv)
+    base = 1_764_000_000_000
+    index.schedule_ms("w", base)
+    index.schedule_ms("w", base + 86_400_000)  # re-scheduled: the old entry stays (lazy)
+    index.schedule_ms("w", base)  # the same entry twice is stored once
+    kv.reads = 0
+    assert index.pop_due_ms(base + 200 * 86_400_000) == ["w", "w"]  # the runner checks each
+    assert kv.reads < 10
+    assert kv.data == {}  # empty buckets and directories are deleted
+
+
+def test_bucket_index_keeps_later_entries_of_a_partly_elapsed_bucket() -> None:
+    index = BucketDeadlineIndex(DictKv())
+    base = 1_764_000_000_000 - 1_764_000_000_000 % 60_000
+    index.schedule_ms("early", base + 10_000)
+    index.schedule_ms("late", base + 50_000)
+    assert index.pop_due_ms(base + 30_000) == ["early"]
+    assert index.pop_due_ms(base + 30_000) == []
+    assert index.pop_due_ms(base + 50_000) == ["late"]

@@ -1,0 +1,150 @@
+"""The worker's stages wired in-process: in-memory topics and partition transactions, no broker.
+
+Records go to per-partition FIFO logs; ``drain`` consumes them in an interleaving chosen by the
+test (a shuffled order of partitions, in chunks), the way a consumer of several partitions does.
+"""
+
+from __future__ import annotations
+
+import random
+import zlib
+from collections import deque
+from typing import Any
+
+from prometheus_client import CollectorRegistry
+
+from waybill_watch.domain.aggregates import AggregateEngines
+from waybill_watch.domain.config import DetectionSettings
+from waybill_watch.domain.engine import WaybillEngine
+from waybill_watch.domain.runner import (
+    AggregateHandler,
+    AggregateRunner,
+    WaybillHandler,
+    WaybillRunner,
+)
+from waybill_watch.feeds import build_feeds
+from waybill_watch.metrics import Metrics
+from waybill_watch.settings import Settings
+from waybill_watch.worker.outputs import Outputs
+from waybill_watch.worker.ports import KafkaEffects
+from waybill_watch.worker.stages import AggregateStage, NormalizeStage, Progress, WaybillStage
+from waybill_watch.worker.topics import TopicNames
+
+
+class DictTransaction:
+    """A partition's store: ``(prefix, key) -> bytes``."""
+
+    def __init__(self) -> None:
+        self.data: dict[tuple[bytes, bytes], bytes] = {}
+
+    def get_bytes(self, key: Any, prefix: bytes) -> bytes | None:
+        return self.data.get((prefix, key))
+
+    def set_bytes(self, key: Any, value: bytes, prefix: bytes) -> None:
+        self.data[(prefix, key)] = value
+
+    def delete(self, key: Any, prefix: bytes) -> None:
+        self.data.pop((prefix, key), None)
+
+
+class Pipeline:
+    """normalize → updates partitions → waybill stage → signals partitions → site/courier."""
+
+    def __init__(self, partitions: int = 4, seed: int = 1, chunk: int = 50) -> None:
+        settings = Settings(allow_unsigned=True, partitions=partitions)
+        self.names = TopicNames.from_settings(settings)
+        self.partitions = partitions
+        self.random = random.Random(seed)
+        self.chunk = chunk
+        self.logs: dict[str, list[deque[tuple[bytes | None, bytes, Any]]]] = {
+            name: [deque() for _ in range(partitions)] for name in self.names.all()
+        }
+        self.out: dict[str, list[bytes]] = {name: [] for name in self.names.all()}
+        self.metrics = Metrics(CollectorRegistry())
+        outputs = Outputs(
+            self.send, self.metrics, anomalies=self.names.anomalies, dlq=self.names.dlq
+        )
+        self.normalize = NormalizeStage(
+            build_feeds(settings),
+            self.send,
+            outputs,
+            self.metrics,
+            Progress(),
+            self.names,
+            timezone=settings.default_timezone,
+            origin=b"test",
+        )
+        effects = KafkaEffects(
+            self.send,
+            outputs,
+            self.metrics,
+            events_topic=self.names.events,
+            signals_topic=self.names.signals,
+            origin=b"test",
+        )
+        detection = DetectionSettings()
+        self.waybills = WaybillStage(
+            WaybillRunner(WaybillHandler(WaybillEngine(detection))),
+            effects,
+            self.metrics,
+            self.produce_to,
+            self.names,
+            signal_partitions=partitions,
+            timezone=settings.default_timezone,
+        )
+        self.aggregates = AggregateStage(
+            AggregateRunner(AggregateHandler(AggregateEngines(detection))),
+            effects,
+            sources=partitions,
+            timezone=settings.default_timezone,
+        )
+        self.stores = {
+            name: [DictTransaction() for _ in range(partitions)]
+            for name in (self.names.updates, self.names.signals)
+        }
+
+    def partition_of(self, key: bytes | None) -> int:
+        return zlib.crc32(key or b"") % self.partitions
+
+    def send(self, topic: str, key: bytes | None, value: bytes, headers: Any) -> None:
+        self.out[topic].append(value)
+        if topic in self.logs:
+            self.logs[topic][self.partition_of(key)].append((key, value, headers))
+
+    def produce_to(self, topic: str, key: bytes, value: bytes, partition: int) -> None:
+        self.logs[topic][partition].append((key, value, None))
+
+    def raw(self, lines: list[bytes], tick_every: int = 0) -> None:
+        """Normalise a capture on ``raw/0``; every ``tick_every`` records the ticker's mark."""
+        for offset, line in enumerate(lines):
+            self.normalize.raw(line, 0, offset)
+            if tick_every and offset % tick_every == tick_every - 1:
+                self.tick("raw/0", self.normalize.progress.received["raw/0"], False)
+
+    def drain(self) -> None:
+        """Consume the internal topics until empty, partitions interleaved at random."""
+        updates, signals = self.names.updates, self.names.signals
+        while True:
+            busy = [
+                (topic, p)
+                for topic in (updates, signals)
+                for p in range(self.partitions)
+                if self.logs[topic][p]
+            ]
+            if not busy:
+                return
+            topic, p = self.random.choice(busy)
+            log = self.logs[topic][p]
+            stage = self.waybills if topic == updates else self.aggregates
+            for _ in range(self.random.randint(1, self.chunk)):
+                if not log:
+                    break
+                _, value, _ = log.popleft()
+                stage.handle(self.stores[topic][p], p, value)
+
+    def tick(self, src: str, ms: int, idle: bool) -> None:
+        from waybill_watch.worker import codec
+
+        value = codec.encode_tick(src, ms, idle)
+        for p in range(self.partitions):
+            self.produce_to(self.names.updates, b"__tick__", value, p)
