@@ -145,15 +145,33 @@ def create_worker(settings: Settings, metrics: Metrics | None = None) -> Worker:
         ctx = message_context()
         normalize.raw(value, ctx.partition, ctx.offset)
 
-    app.dataframe(topics[names.raw]).update(raw_step, metadata=True)
-    app.dataframe(topics[names.events]).update(source(normalize.external_scan), metadata=True)
-    app.dataframe(topics[names.orders]).update(source(normalize.external_order), metadata=True)
+    sources: dict[str, StreamingDataFrame] = {
+        names.raw: app.dataframe(topics[names.raw]).update(raw_step, metadata=True),
+        names.events: app.dataframe(topics[names.events]).update(
+            source(normalize.external_scan), metadata=True
+        ),
+        names.orders: app.dataframe(topics[names.orders]).update(
+            source(normalize.external_order), metadata=True
+        ),
+    }
+    for sdf in sources.values():
+        sdf.register_store()  # the ticker records each source's last mark there
+
+    def record_mark(topic: str, partition: int, mark: bytes) -> None:
+        """Keep a source's last mark in its store: a checkpoint whose only records are ticks
+        then still commits (under exactly-once an empty checkpoint's transaction is aborted)."""
+        tx = context.checkpoint.get_store_transaction(
+            stream_id=sources[topic].stream_id, partition=partition
+        )
+        tx.set_bytes(b"mark", mark, b"m")
+
     _keyed(app, topics[names.updates], waybills.handle)
     _keyed(app, topics[names.signals], aggregates.handle)
 
     ticker = Ticker(
         context.consumer,
         produce_to,
+        record_mark,
         progress,
         names,
         partitions=partitions,

@@ -222,6 +222,7 @@ class Ticker:
         self,
         consumer: Any,
         produce: ProduceTo,
+        record: Callable[[str, int, bytes], None],
         progress: Progress,
         names: TopicNames,
         *,
@@ -231,6 +232,7 @@ class Ticker:
     ) -> None:
         self.consumer = consumer
         self.produce = produce
+        self.record = record
         self.progress = progress
         self.names = names
         self.partitions = partitions
@@ -255,6 +257,7 @@ class Ticker:
             value = codec.encode_tick(src, *mark)
             for partition in range(self.partitions):
                 self.produce(self.names.updates, TICK_KEY, value, partition)
+            self.record(tp.topic, tp.partition, value)
 
     def _mark(self, tp: Any, src: str) -> tuple[int, bool] | None:
         caught_up = self._caught_up(tp, src)
