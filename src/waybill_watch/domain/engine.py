@@ -18,7 +18,16 @@ marker (``WaybillState.retire``: identity and the event-time horizon, ~100 bytes
 Before applying a new fact, any deadline already passed (``next_due <= now``) fires on the
 facts received before it, so the outcome does not depend on when the adapter's tick ran.
 Facts are applied idempotently (duplicates by ``event_id`` / order content are absorbed) and
-every detector then re-reads the event-time-sorted facts, so arrival order does not matter.
+every detector then re-reads the event-time-sorted facts, never the arrival order.
+
+Facts that arrive together are seen one at a time by the event-triggered detectors
+(``EventDetector``, contract §6): when a push brings several new scans, each such detector is
+evaluated after each new scan in event-time order, on the facts known before the push plus the
+push's scans up to that one, so a trigger and its resolution in one push still emit ``open``
+then ``resolved``. The last of those evaluations is the usual one on every fact, where the
+deadline detectors run too: a deadline fires on all the facts received by the clock. A detector
+whose ``may_emit_early`` says the intermediate evaluations cannot emit skips them, so a push
+whose new scans cannot trigger anything costs one evaluation, as a single new scan does.
 """
 
 from __future__ import annotations
@@ -28,10 +37,21 @@ from datetime import UTC, datetime, tzinfo
 
 from waybill_watch.domain.clock import from_ms, to_ms
 from waybill_watch.domain.config import DetectionSettings
-from waybill_watch.domain.detectors import WaybillDetector, build_waybill_detectors
-from waybill_watch.domain.episodes import Subject, Transition, ladder, make_event, reconcile
+from waybill_watch.domain.detectors import (
+    EventDetector,
+    WaybillDetector,
+    build_waybill_detectors,
+)
+from waybill_watch.domain.episodes import (
+    Subject,
+    Transition,
+    Verdict,
+    ladder,
+    make_event,
+    reconcile,
+)
 from waybill_watch.domain.signals import Signal, SignalKind, site_key
-from waybill_watch.domain.state import WaybillState
+from waybill_watch.domain.state import ScanRecord, WaybillState
 from waybill_watch.domain.types import Scan, SignType, Status, WaybillUpdate
 from waybill_watch.models.anomaly import AnomalyEvent
 from waybill_watch.models.order import OrderEvent
@@ -73,6 +93,9 @@ class WaybillEngine:
     def __init__(self, settings: DetectionSettings) -> None:
         self.settings = settings
         self.detectors: list[WaybillDetector] = build_waybill_detectors(settings)
+        self.stepwise: list[EventDetector] = [
+            d for d in self.detectors if isinstance(d, EventDetector)
+        ]
         self.tz = zone(settings.local_timezone)
         self.retention_ms = _days_ms(settings.waybill_retention_days)
         self.marker_ms = _days_ms(settings.retired_marker_days)
@@ -100,6 +123,8 @@ class WaybillEngine:
             )
         )
         fresh = state.add_scans(update.scans)
+        if len(fresh) > 1 and self.stepwise:
+            self._step(out, [record for record, _ in fresh], now, now_ms)
         for record, scan in fresh:
             out.new_scans.append(scan)
             if record.status is _DELIVERED and record.sign_type is _RECIPIENT and record.site:
@@ -159,19 +184,60 @@ class WaybillEngine:
             due = verdict.due
             if due is not None and due > now_ms and (next_due is None or due < next_due):
                 next_due = due
-            if verdict.desired is None and verdict.resolved_by is None:
-                continue
-            for step in reconcile(state.episodes, detector.type, detector.reasons, verdict, now_ms):
-                event = self._event(detector, step, state, now)
-                out.anomalies.append(event)
-                if detector.type == STALL and step.status != "updated":
-                    self._stall_signal(out, step, event, now)
+            if verdict.desired is not None or verdict.resolved_by is not None:
+                self._emit(out, detector, verdict, now, now_ms)
         state.next_due = next_due
         if next_due is None:
             retire_at = self._retirement_due(state)
             if retire_at is not None:
                 state.next_due = max(retire_at, now_ms + 1)  # a deadline is always ahead
         return next_due
+
+    def _step(self, out: Outcome, fresh: list[ScanRecord], now: datetime, now_ms: int) -> None:
+        """Evaluate the event-triggered detectors after each of a push's new scans ``fresh``
+        (event-time order) but the last, on the facts known up to that scan.
+
+        ``state.scans`` already holds the whole push; each step sees it without the push's
+        later scans (set back afterwards). The step after the last scan is the evaluation on
+        every fact that follows, where the deadline detectors run too: event detectors'
+        verdicts do not depend on the clock, deadlines fire on every fact received.
+        """
+        state = out.state
+        episodes = state.episodes
+        early = fresh[:-1]
+        stepping = [
+            d for d in self.stepwise if d.may_emit_early(state, episodes.get(d.type), early)
+        ]
+        if not stepping:
+            return
+        known = state.scans
+        pending = {record.event_id for record in fresh}
+        try:
+            for record in early:
+                pending.discard(record.event_id)
+                state.scans = [r for r in known if r.event_id not in pending]
+                for detector in stepping:
+                    verdict = detector.evaluate(state, episodes.get(detector.type), now_ms)
+                    if verdict.desired is not None or verdict.resolved_by is not None:
+                        self._emit(out, detector, verdict, now, now_ms)
+        finally:
+            state.scans = known
+
+    def _emit(
+        self,
+        out: Outcome,
+        detector: WaybillDetector,
+        verdict: Verdict,
+        now: datetime,
+        now_ms: int,
+    ) -> None:
+        """Reconcile one verdict with the open episode; emit its transitions."""
+        state = out.state
+        for step in reconcile(state.episodes, detector.type, detector.reasons, verdict, now_ms):
+            event = self._event(detector, step, state, now)
+            out.anomalies.append(event)
+            if detector.type == STALL and step.status != "updated":
+                self._stall_signal(out, step, event, now)
 
     # -- retirement -----------------------------------------------------------------------
 

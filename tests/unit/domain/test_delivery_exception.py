@@ -68,9 +68,15 @@ def test_exception_older_than_the_latest_delivery_never_opens() -> None:
 
 
 def test_same_timestamp_delivery_sorts_after_the_exception() -> None:
+    """Same event time: the lifecycle rank puts the exception first, and facts arriving
+    together are seen one at a time in that order (contract §6), so the delivery resolves it."""
     d = Driver()
     events = d.update(scan("exception", at(1)), scan("delivered", at(1), sign_type="recipient"))
-    assert [e for e in events if e.type == "delivery_exception"] == []
+    assert summary(of("delivery_exception", events)) == [
+        ("delivery_exception", "open", ["exception"]),
+        ("delivery_exception", "resolved", ["exception"]),
+    ]
+    assert d.state is not None and "delivery_exception" not in d.state.episodes
 
 
 def test_new_problem_after_resolution_opens_a_new_episode_with_a_new_id() -> None:

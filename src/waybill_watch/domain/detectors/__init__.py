@@ -1,7 +1,9 @@
 """The detector registry: every anomaly type of contract §6, one module per family.
 
 Waybill detectors run in this order on every evaluation (it fixes the emission order of events
-caused by the same fact). Site and courier detectors consume signals (see ``signals.py``).
+caused by the same fact). The event-triggered ones (``EventDetector``: the first four) also see
+a push's new scans one at a time (see ``engine.py``). Site and courier detectors consume
+signals (see ``signals.py``).
 """
 
 from __future__ import annotations
@@ -10,7 +12,7 @@ from collections.abc import Callable
 
 from waybill_watch.domain.aggregate_state import CourierState, SiteState
 from waybill_watch.domain.config import DetectionSettings
-from waybill_watch.domain.detectors.base import AggregateDetector, WaybillDetector
+from waybill_watch.domain.detectors.base import AggregateDetector, EventDetector, WaybillDetector
 from waybill_watch.domain.detectors.bulk import BulkSigning
 from waybill_watch.domain.detectors.exceptions import DeliveryException
 from waybill_watch.domain.detectors.promises import DeliveryOverdue, NoFirstScan
@@ -61,6 +63,7 @@ __all__ = [
     "SITE_DETECTORS",
     "WAYBILL_DETECTORS",
     "AggregateDetector",
+    "EventDetector",
     "WaybillDetector",
     "build_courier_detectors",
     "build_site_detectors",

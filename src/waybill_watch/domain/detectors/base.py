@@ -4,12 +4,20 @@ A detector is a small object built from ``DetectionSettings`` with one method,
 ``evaluate(state, episode, now) -> Verdict``: it reads the event-time-sorted facts of one
 waybill (never the arrival order) and the currently open episode of its type, and says what
 should be open, whether the open one is resolved, and its next deadline. ``now`` is epoch ms.
+
+An ``EventDetector`` is one whose episodes open on a fact, not on a deadline (contract §6:
+"event-triggered rules look at every fact as it becomes known, in event-time order among facts
+that become known together"). When one push brings several new scans, the engine evaluates it
+after each of them in turn, on the facts known up to that one; ``may_emit_early`` lets the
+detector say, cheaply, that those intermediate evaluations cannot emit anything, so a push
+whose new scans cannot trigger it costs one evaluation as before. Its verdicts must not
+depend on ``now`` (they are facts-only, so the intermediate ones need no clock of their own).
 """
 
 from __future__ import annotations
 
 from datetime import datetime, tzinfo
-from typing import Any, Protocol, TypeVar
+from typing import Any, Protocol, TypeVar, runtime_checkable
 
 from waybill_watch.domain.clock import from_ms
 from waybill_watch.domain.config import DetectionSettings
@@ -45,6 +53,25 @@ class WaybillDetector(Protocol):
 
     def evaluate(self, state: WaybillState, episode: Episode | None, now: int) -> Verdict:
         """Read the facts at ``now`` (epoch ms)."""
+        ...
+
+
+@runtime_checkable
+class EventDetector(WaybillDetector, Protocol):
+    """A waybill detector triggered by facts: it sees a push's new scans one at a time."""
+
+    def may_emit_early(
+        self, state: WaybillState, episode: Episode | None, early: list[ScanRecord]
+    ) -> bool:
+        """Could an evaluation on the facts known before the push plus only a prefix of
+        ``early`` emit anything?
+
+        ``state`` holds every fact (the push's included), ``episode`` is the open episode as
+        reconciled on the facts known before the push, ``early`` the push's new scans in
+        event-time order without the last one (the evaluation on every fact covers that one).
+        ``False`` is a promise: each such evaluation would reconcile to no transition. When
+        unsure, return ``True`` (it only costs time).
+        """
         ...
 
 

@@ -8,6 +8,11 @@ older than the latest delivery never opens anything, whatever order the scans ar
 Key: the event id of the latest ``delivered``/``returned`` scan before the exceptions (``-``
 when none). The boundary only moves forward, so a resolved key never comes back; a boundary
 that moves while exceptions remain after it resolves the episode and opens the next one.
+
+Event-triggered: a push's new scans are seen one at a time, so a failed attempt and the
+delivery that follows it in the same push open and then resolve an episode. Only problem and
+boundary scans change the verdict, and a boundary alone changes nothing while no episode is
+open and no problem scan is known.
 """
 
 from __future__ import annotations
@@ -54,6 +59,25 @@ class DeliveryException(Detector):
             reasons = tuple(str(s) for s in TRIGGERS if s in found)
             verdict.desired = Desired(key, reasons, len(after), lambda: self._evidence(after))
         return verdict
+
+    def may_emit_early(
+        self, state: WaybillState, episode: Episode | None, early: list[ScanRecord]
+    ) -> bool:
+        boundary = False
+        for record in early:
+            status = record.status
+            if status in _TRIGGER_SET:
+                return True
+            if status in RESOLVERS:
+                boundary = True
+        if not boundary:
+            return False  # the verdict reads nothing else: every prefix reads as before
+        if episode is not None:
+            return True
+        for record in state.scans:  # noqa: SIM110 - faster than any() over a generator
+            if record.status in _TRIGGER_SET:
+                return True
+        return False
 
     def _evidence(self, problems: list[ScanRecord]) -> dict[str, Any]:
         shown = problems[-EVIDENCE_LIMIT:]

@@ -9,6 +9,11 @@
 
 Key: the latest ``delivered`` scan's event id when ``after_delivery`` opens it, else ``loop``
 (a loop episode never resolves, so that key is used at most once per waybill).
+
+Event-triggered: a push's new scans are seen one at a time, so "signed, out for delivery again,
+signed again" in one push opens ``after_delivery`` and then resolves it. A prefix of the push
+can only regress where the whole history has a ``delivered`` scan before a regressing one, one
+of them new, and can only loop where the whole route comes back to a site it left.
 """
 
 from __future__ import annotations
@@ -81,6 +86,50 @@ class StatusRegression(Detector):
                 key, reasons, support, lambda: self._evidence(delivered, after, loops)
             )
         return verdict
+
+    def may_emit_early(
+        self, state: WaybillState, episode: Episode | None, early: list[ScanRecord]
+    ) -> bool:
+        if episode is not None:
+            return True  # it may resolve or grow
+        regress = delivered = route = False
+        for record in early:
+            status = record.status
+            if status is _DELIVERED:
+                delivered = True
+            elif status in REGRESS:
+                regress = True
+                route = route or (status in ROUTE and record.site is not None)
+        if not (regress or delivered):
+            return False  # nothing the verdict reads changed in any prefix
+        # Every prefix is a subsequence of the whole history (same order). A prefix regresses
+        # only if a delivered scan precedes a regressing one here, one of them new (a pair
+        # known before the push was judged then), and loops only if the whole route comes
+        # back to a site it left (route ends ignored: a prefix may lack one). One pass, with
+        # ``early`` (a sorted sublist of the scans) walked alongside by identity.
+        pending = iter(early)
+        upcoming = next(pending, None)
+        any_delivered = new_delivered = False
+        visited: set[str] = set()
+        current: str | None = None
+        for record in state.scans:
+            new = record is upcoming
+            if new:
+                upcoming = next(pending, None)
+            status = record.status
+            if status is _DELIVERED:
+                any_delivered = True
+                new_delivered = new_delivered or new
+            elif status in REGRESS:
+                if new_delivered or (new and any_delivered):
+                    return True
+                site = record.site
+                if route and site is not None and site != current and status in ROUTE:
+                    if site in visited:
+                        return True
+                    visited.add(site)
+                    current = site
+        return upcoming is not None  # a new scan already evicted: cannot tell, so step
 
     def _evidence(
         self, delivered: ScanRecord | None, after: list[ScanRecord], loops: list[ScanRecord]

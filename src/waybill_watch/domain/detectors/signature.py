@@ -14,6 +14,11 @@ confirmation whose waybill was signed at the time of the report (the latest scan
 report's ``occurred_at`` is ``delivered``), so a delivered scan that arrives after the report
 but happened before it still opens it. Each further report is an update. Actions follow the
 escalation ladder from the open.
+
+Both are event-triggered: a push's new scans are seen one at a time (two suspicious signings in
+one push open and then update; a known complaint opens on a signing dated before it even if a
+later scan of the same push, still before the complaint, shows the parcel out again). Their
+resolution is an order event, never a scan, so within a push they only open or update.
 """
 
 from __future__ import annotations
@@ -106,6 +111,17 @@ class SuspiciousSignature(Detector):
             )
         return verdict
 
+    def may_emit_early(
+        self, state: WaybillState, episode: Episode | None, early: list[ScanRecord]
+    ) -> bool:
+        # The receipt boundary (key, resolution) is fixed during a push, and a delivered scan
+        # known before the push can only lose reasons as scans are added (a hand-over before
+        # it): without a new delivered scan among ``early`` no prefix flags more than before.
+        for record in early:  # noqa: SIM110 - faster than any() over a generator
+            if record.status is _DELIVERED:
+                return True
+        return False
+
     def _odd_hour(self, ms: int) -> bool:
         hour = _local_hour(ms, self.tz)
         start, end = self.settings.odd_hours_start, self.settings.odd_hours_end
@@ -155,6 +171,17 @@ class SignedNotReceived(Detector):
                 key, self.reasons, len(complaints), lambda: self._evidence(complaints, signed)
             )
         return verdict
+
+    def may_emit_early(
+        self, state: WaybillState, episode: Episode | None, early: list[ScanRecord]
+    ) -> bool:
+        # The receipt boundary is fixed during a push; a prefix can only change which
+        # complaints find the waybill signed, through a scan at or before one of them.
+        latest = None
+        for fact in state.orders:  # sorted by time: the last complaint is the latest
+            if fact.kind == _COMPLAINT:
+                latest = fact.t
+        return latest is not None and bool(early) and early[0].t <= latest
 
     @staticmethod
     def _signed_at(state: WaybillState, at: int) -> ScanRecord | None:
