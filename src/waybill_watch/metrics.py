@@ -72,11 +72,6 @@ class Metrics:
             ["type", "status"],
             registry=registry,
         )
-        self.deadlines_examined = Counter(
-            p + "deadlines_examined",
-            "Deadline index entries examined by ticks.",
-            registry=registry,
-        )
         self.deadlines_fired = Counter(
             p + "deadlines_fired",
             "Deadlines that were due and handed to the engine.",

@@ -1,39 +1,24 @@
 """Deadline index: which keys (waybills, sites, couriers) are due, without scanning them all.
 
 Deadlines ("48 h without a scan", "promise passed", "30 min of feed silence") live in our own
-state, never in Faust windows or timers (those close on wall-clock time and lose their place
-across restarts). Each engine call returns the key's ``next_due``; the adapter records it here
-and a clock tick asks ``pop_due(now)`` for the keys to wake up. A tick costs O(due · log n), not
-O(active keys).
+state, never in the engine's windows or timers (quix-streams has no timers, and windows close
+only on newer records). Each engine call returns the key's ``next_due``; the runner records it
+here and a clock advance asks ``pop_due_ms(now)`` for the keys to wake up: O(due), not
+O(active keys). Both implementations satisfy ``runner.DeadlineIndex``.
 
 ``InMemoryDeadlineIndex`` (replay, tests) is a heap with lazy deletion: re-scheduling pushes a
 new entry and records the key's current due; stale heap entries are skipped when popped, and the
-heap is rebuilt when stale entries outnumber live ones. The worker uses a table-backed index
-with time buckets and the same two calls.
+heap is rebuilt when stale entries outnumber live ones. ``BucketDeadlineIndex`` (the worker)
+keeps minute buckets on a key-value port (the partition's RocksDB transaction).
 """
 
 from __future__ import annotations
 
 import bisect
 import heapq
-from datetime import datetime
 from typing import Any, Protocol
 
 import orjson
-
-from waybill_watch.domain.clock import to_ms
-
-
-class DeadlineIndex(Protocol):
-    """Keys with their next due time."""
-
-    def schedule(self, key: str, due: datetime | None) -> None:
-        """Set ``key``'s due time, replacing any previous one; ``None`` removes it."""
-        ...
-
-    def pop_due(self, now: datetime) -> list[str]:
-        """Remove and return every key due at or before ``now``, by (due, key)."""
-        ...
 
 
 class InMemoryDeadlineIndex:
@@ -52,9 +37,6 @@ class InMemoryDeadlineIndex:
         """The key's due time in epoch ms, if scheduled."""
         return self._due.get(key)
 
-    def schedule(self, key: str, due: datetime | None) -> None:
-        self.schedule_ms(key, to_ms(due) if due is not None else None)
-
     def schedule_ms(self, key: str, ms: int | None) -> None:
         """``schedule`` with the due time in epoch ms (what the engines compute)."""
         if ms is None:
@@ -66,9 +48,6 @@ class InMemoryDeadlineIndex:
         heapq.heappush(self._heap, (ms, key))
         if len(self._heap) > 2 * len(self._due) + 1024:
             self._compact()
-
-    def pop_due(self, now: datetime) -> list[str]:
-        return self.pop_due_ms(to_ms(now))
 
     def pop_due_ms(self, limit: int) -> list[str]:
         """``pop_due`` with ``now`` in epoch ms."""

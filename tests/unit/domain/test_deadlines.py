@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
+from waybill_watch.domain.clock import to_ms
 from waybill_watch.domain.config import DetectionSettings
 from waybill_watch.domain.deadlines import BucketDeadlineIndex, InMemoryDeadlineIndex
 from waybill_watch.domain.engine import Outcome, WaybillEngine
@@ -12,34 +13,38 @@ from waybill_watch.domain.state import WaybillState
 from .helpers import at, push, scan
 
 
+def ms(when: datetime | None) -> int | None:
+    return to_ms(when) if when is not None else None
+
+
 def test_schedule_replaces_and_none_removes() -> None:
     index = InMemoryDeadlineIndex()
-    index.schedule("a", at(5))
-    index.schedule("a", at(9))
-    index.schedule("b", at(3))
-    index.schedule("b", None)
-    assert index.pop_due(at(8)) == []
-    assert index.pop_due(at(9)) == ["a"]
-    assert index.pop_due(at(100)) == []
+    index.schedule_ms("a", ms(at(5)))
+    index.schedule_ms("a", ms(at(9)))
+    index.schedule_ms("b", ms(at(3)))
+    index.schedule_ms("b", ms(None))
+    assert index.pop_due_ms(to_ms(at(8))) == []
+    assert index.pop_due_ms(to_ms(at(9))) == ["a"]
+    assert index.pop_due_ms(to_ms(at(100))) == []
     assert len(index) == 0
 
 
 def test_pop_due_orders_by_due_then_key_and_includes_now() -> None:
     index = InMemoryDeadlineIndex()
     for key, hours in (("c", 2), ("b", 2), ("a", 3), ("d", 1), ("e", 4)):
-        index.schedule(key, at(hours))
-    assert index.pop_due(at(3)) == ["d", "b", "c", "a"]
+        index.schedule_ms(key, ms(at(hours)))
+    assert index.pop_due_ms(to_ms(at(3))) == ["d", "b", "c", "a"]
     assert index.next_due() is not None
-    assert index.pop_due(at(3, 59)) == []
+    assert index.pop_due_ms(to_ms(at(3, 59))) == []
 
 
 def test_stale_entries_are_compacted() -> None:
     index = InMemoryDeadlineIndex()
     for i in range(5000):
-        index.schedule("same", at(0, i))
+        index.schedule_ms("same", ms(at(0, i)))
     assert len(index) == 1
     assert len(index._heap) < 3000
-    assert index.pop_due(at(1000)) == ["same"]
+    assert index.pop_due_ms(to_ms(at(1000))) == ["same"]
 
 
 class CountingEngine(WaybillEngine):
@@ -62,23 +67,23 @@ def test_a_tick_with_ten_due_among_100000_active_waybills_examines_ten() -> None
         if i % 10_000 == 0:  # ten waybills last scanned at T0: due at +48 h
             out = engine.on_update(None, push(scan("in_transit", at(0), waybill=waybill)), at(0))
             states[waybill] = out.state
-            index.schedule(waybill, out.next_due)
+            index.schedule_ms(waybill, ms(out.next_due))
             continue
         when = at(1 + i % 40, i % 60)  # the rest: last scans spread over later hours
         if when not in due_for_scan_time:
             out = engine.on_update(None, push(scan("in_transit", when)), when)
             due_for_scan_time[when] = out.next_due
-        index.schedule(waybill, due_for_scan_time[when])
+        index.schedule_ms(waybill, ms(due_for_scan_time[when]))
     assert len(index) == 100_000
 
     examined_before = index.examined
     calls_before = CountingEngine.calls
-    due = index.pop_due(at(48, 30))
+    due = index.pop_due_ms(to_ms(at(48, 30)))
     assert len(due) == 10
     for waybill in due:
         out = engine.on_due(states[waybill], at(48, 30))
         assert [e.type for e in out.anomalies] == ["transit_stall"]
-        index.schedule(waybill, out.next_due)
+        index.schedule_ms(waybill, ms(out.next_due))
     assert CountingEngine.calls - calls_before == 10
     assert index.examined - examined_before == 10
     assert len(index) == 100_000 - 10
