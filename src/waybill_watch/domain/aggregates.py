@@ -1,7 +1,11 @@
 """Site and courier engines: the aggregate detectors, fed by ``Signal``s.
 
 Same style as ``WaybillEngine``: state in (``None`` for a new key), state and events out, plus
-the key's next deadline for the deadline index.
+the key's next deadline for the deadline index. Also the same episode handling: every detector
+answers a ``Verdict`` (the ones a signal concerns fold it into the state first, the others read
+the state by the clock), ``episodes.reconcile`` turns it into transitions on ``state.episodes``
+and ``_AggregateEngine._event`` builds the events of both scopes; the next deadline is the
+earliest ``Verdict.due``.
 
 ``SiteEngine`` (key ``courier:site``, state ``SiteState``): ``bulk_signing``, ``site_stall_spike``.
   * ``on_signal(state, signal, now)`` for ``recipient_signed``/``stall_opened``/``stall_resolved``
@@ -22,13 +26,14 @@ from datetime import UTC, datetime, tzinfo
 from typing import Generic, TypeVar
 
 from waybill_watch.domain.aggregate_state import CourierState, SiteState, load_aggregate
-from waybill_watch.domain.clock import from_ms
+from waybill_watch.domain.clock import from_ms, to_ms
 from waybill_watch.domain.config import DetectionSettings
 from waybill_watch.domain.detectors import (
     AggregateDetector,
     build_courier_detectors,
     build_site_detectors,
 )
+from waybill_watch.domain.episodes import Subject, Transition, make_event, reconcile
 from waybill_watch.domain.signals import Signal, SignalKind
 from waybill_watch.domain.types import Scan
 from waybill_watch.models.anomaly import AnomalyEvent
@@ -64,28 +69,46 @@ class _AggregateEngine(Generic[S]):
         self.detectors: list[AggregateDetector[S]] = detectors
         self.tz = zone(settings.local_timezone)
 
-    def _signal(self, state: S, signal: Signal, now: datetime) -> AggOutcome[S]:
-        out = AggOutcome(state)
-        for detector in self.detectors:
-            if signal.kind in detector.kinds:
-                out.anomalies.extend(detector.on_signal(state, signal, now))
-        return self._finish(out)
+    def subject(self, state: S) -> Subject:
+        """Who this key's anomalies are about."""
+        raise NotImplementedError
 
     def on_due(self, state: S, now: datetime) -> AggOutcome[S]:
         """Fire every deadline ``<= now`` of this key."""
-        out = AggOutcome(state)
-        for detector in self.detectors:
-            out.anomalies.extend(detector.on_due(state, now))
-        return self._finish(out)
+        return self._run(state, None, now)
 
-    def _finish(self, out: AggOutcome[S]) -> AggOutcome[S]:
-        state, earliest = out.state, None
+    def _run(self, state: S, signal: Signal | None, now: datetime) -> AggOutcome[S]:
+        """Every detector's verdict (on ``signal``, or by the clock alone), reconciled in order."""
+        out = AggOutcome(state, tz=self.tz)
+        now_ms, earliest = to_ms(now), None
         for detector in self.detectors:
-            due = detector.due(state)
+            if signal is not None and signal.kind in detector.kinds:
+                verdict = detector.on_signal(state, signal, now_ms)
+            else:
+                verdict = detector.on_due(state, now_ms)
+            due = verdict.due
             if due is not None and (earliest is None or due < earliest):
                 earliest = due
-        out.next_due_ms, out.tz = earliest, self.tz
+            if verdict.desired is None and verdict.resolved_by is None:
+                continue
+            for step in reconcile(state.episodes, detector.type, detector.reasons, verdict, now_ms):
+                out.anomalies.append(self._event(detector, step, state, now))
+        out.next_due_ms = earliest
         return out
+
+    def _event(
+        self, detector: AggregateDetector[S], step: Transition, state: S, now: datetime
+    ) -> AnomalyEvent:
+        episode = step.episode
+        return make_event(
+            detector.type,
+            step.status,
+            self.subject(state),
+            episode.key,
+            episode.reasons,
+            now,
+            step.evidence(),
+        )
 
 
 class SiteEngine(_AggregateEngine[SiteState]):
@@ -94,13 +117,16 @@ class SiteEngine(_AggregateEngine[SiteState]):
     def __init__(self, settings: DetectionSettings) -> None:
         super().__init__(settings, build_site_detectors(settings))
 
+    def subject(self, state: SiteState) -> Subject:
+        return Subject(state.subject, courier=state.courier)
+
     def on_signal(
         self, state: SiteState | None, signal: Signal, now: datetime
     ) -> AggOutcome[SiteState]:
         """Take one site signal (routed by ``signal.key``)."""
         if state is None:
             state = SiteState(signal.key, signal.courier, signal.site or "")
-        return self._signal(state, signal, now)
+        return self._run(state, signal, now)
 
 
 class CourierEngine(_AggregateEngine[CourierState]):
@@ -109,13 +135,16 @@ class CourierEngine(_AggregateEngine[CourierState]):
     def __init__(self, settings: DetectionSettings) -> None:
         super().__init__(settings, build_courier_detectors(settings))
 
+    def subject(self, state: CourierState) -> Subject:
+        return Subject(state.courier, courier=state.courier)
+
     def on_signal(
         self, state: CourierState | None, signal: Signal, now: datetime
     ) -> AggOutcome[CourierState]:
         """Take one ``update_received`` signal (routed by ``signal.key`` = courier)."""
         if state is None:
             state = CourierState(signal.courier)
-        return self._signal(state, signal, now)
+        return self._run(state, signal, now)
 
     def on_update_received(
         self, state: CourierState | None, courier: str, received_at: datetime, now: datetime

@@ -9,7 +9,12 @@ Detectors never emit events themselves. Each returns a ``Verdict`` computed from
 
 ``reconcile`` turns a verdict into transitions: resolve the open episode if asked, open one when
 none is open, or emit ``updated`` when new reasons appear or the support grows (a new trigger).
-A desired episode never retracts an open one, it only updates it.
+A desired episode never retracts an open one, it only updates it. The waybill engine and the site
+and courier engines all go through it.
+
+The open episodes are kept in a map by slot: the anomaly type, at most one open episode per type
+and subject. A type with several episodes open at once (``bulk_signing``: one per window) names
+the slot of each verdict (``Verdict.slot``); it must also drop the slots it no longer needs.
 
 Episode identity. ``anomaly_id = ids.anomaly_id(type, subject, key)`` where ``key`` is derived
 from facts, not from a counter, so re-processing the same input (restart, replay, duplicate
@@ -83,6 +88,7 @@ class Verdict:
     desired: Desired | None = None
     resolved_by: EvidenceFn | None = None
     due: int | None = None  # epoch ms
+    slot: str | None = None  # the open-episode slot; None: the anomaly type (one at a time)
 
 
 NOTHING = Verdict()
@@ -112,9 +118,10 @@ def reconcile(
 ) -> list[Transition]:
     """Apply a verdict to the open-episode map; return the transitions to emit, in order."""
     out: list[Transition] = []
-    episode = episodes.get(anomaly_type)
+    slot = verdict.slot or anomaly_type
+    episode = episodes.get(slot)
     if episode is not None and verdict.resolved_by is not None:
-        del episodes[anomaly_type]
+        del episodes[slot]
         out.append(Transition("resolved", episode, verdict.resolved_by))
         episode = None
     desired = verdict.desired
@@ -123,7 +130,7 @@ def reconcile(
     if episode is None:
         reasons = ordered_reasons(canonical, desired.reasons)
         episode = Episode(desired.key, now_ms, reasons, desired.support, desired.site)
-        episodes[anomaly_type] = episode
+        episodes[slot] = episode
         out.append(Transition("open", episode, desired.evidence))
         return out
     merged = ordered_reasons(canonical, [*episode.reasons, *desired.reasons])

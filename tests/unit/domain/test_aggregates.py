@@ -4,8 +4,12 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
+import orjson
+import pytest
+
 from waybill_watch.domain.aggregate_state import CourierState, SiteState
 from waybill_watch.domain.aggregates import AggregateEngines, CourierEngine, SiteEngine
+from waybill_watch.domain.clock import to_ms
 from waybill_watch.domain.config import DetectionSettings
 from waybill_watch.domain.ids import anomaly_id
 from waybill_watch.domain.signals import Signal, SignalKind
@@ -211,3 +215,94 @@ def test_site_state_round_trip_with_windows_stalls_and_an_open_spike() -> None:
     site.send(signed("W1", at(1)), at(1, 1))
     assert site.state is not None and site.state.episodes
     assert SiteState.from_bytes(site.state.to_bytes()) == site.state
+
+
+def test_site_stall_spike_updates_on_every_further_stall_even_below_its_peak() -> None:
+    site = SiteFeed()
+    for i in range(12):
+        site.send(stall(SignalKind.STALL_OPENED, f"S{i}", at(50)), at(50))  # opens at 10
+    for i in range(4):
+        site.send(stall(SignalKind.STALL_RESOLVED, f"S{i}", at(51)), at(51))  # 8 open
+    again = site.send(stall(SignalKind.STALL_OPENED, "S0", at(52)), at(52))  # 9 open, peak 12
+    assert summary(again) == [("site_stall_spike", "updated", ["stalls_open"])]
+    assert again[0].evidence["open_stalls"] == 9
+    assert again[0].anomaly_id == anomaly_id("site_stall_spike", SITE, "1")
+
+
+def test_bulk_signing_keeps_one_episode_per_window_and_drops_it_with_the_window() -> None:
+    site = SiteFeed()
+    events = []
+    for i in range(20):
+        events += site.send(signed(f"A{i:02d}", at(1, 0.2 * i)), at(1, 30))  # 10:00 window
+        events += site.send(signed(f"B{i:02d}", at(1, 10 + 0.2 * i)), at(1, 30))  # 10:10
+    assert [(e.status, e.evidence["window_start"]) for e in events] == [
+        ("open", "2026-11-20T10:00:00.000+08:00"),
+        ("open", "2026-11-20T10:10:00.000+08:00"),
+    ]
+    later = site.send(signed("A99", at(1, 5)), at(1, 31)) + site.send(
+        signed("B99", at(1, 15)), at(1, 31)
+    )
+    assert [e.status for e in later] == ["updated", "updated"]
+    assert [e.anomaly_id for e in later] == [e.anomaly_id for e in events]
+
+    assert site.state is not None
+    out = site.engine.on_due(site.state, at(25, 10))  # the 10:00 window is dropped
+    assert out.anomalies == []  # silently: a bulk episode is never resolved
+    assert sorted(out.state.windows) == [to_ms(at(1, 10))]
+    assert len(out.state.episodes) == 1
+    assert out.next_due == at(25, 20)
+
+
+def test_a_version_1_site_state_still_loads_and_continues_its_episodes() -> None:
+    """Version 1 kept the window starts of open bulk episodes (``opened``), no episodes."""
+    start = to_ms(at(1))
+    waybills = [f"W{i:02d}" for i in range(21)]
+    stalls = [f"S{i}" for i in range(11)]
+    spike = ["1", to_ms(at(50)), ["stalls_open"], 11]
+    v1 = orjson.dumps(
+        [
+            1,
+            "site",
+            SITE,
+            "ZTO",
+            "杭州西湖三墩站",
+            [[start, waybills]],
+            [start],
+            stalls,
+            {"site_stall_spike": spike},
+            1,
+        ]
+    )
+    state = AggregateEngines.load(v1)
+    assert isinstance(state, SiteState)
+    assert state.windows == {start: set(waybills)}
+    assert state.stalls == set(stalls) and state.spikes == 1
+    site = SiteFeed()
+    site.state = state
+
+    bulk = site.send(signed("W99", at(1, 9)), at(1, 20))
+    assert summary(bulk) == [("bulk_signing", "updated", ["recipient_signatures"])]
+    assert bulk[0].anomaly_id == anomaly_id("bulk_signing", SITE, "2026-11-20T02:00:00+00:00")
+    assert bulk[0].evidence["count"] == 22
+    assert site.send(signed("W99", at(1, 9)), at(1, 21)) == []
+
+    spiked = site.send(stall(SignalKind.STALL_OPENED, "S99", at(52)), at(52))
+    assert summary(spiked) == [("site_stall_spike", "updated", ["stalls_open"])]
+    assert spiked[0].anomaly_id == anomaly_id("site_stall_spike", SITE, "1")
+
+    stored = site.state.to_bytes()
+    assert orjson.loads(stored)[0] == 2
+    assert SiteState.from_bytes(stored) == site.state
+
+
+def test_a_version_1_courier_state_loads_unchanged() -> None:
+    v1 = orjson.dumps([1, "courier", "SF", [[60_000, 3]], 61_000, {}])
+    assert CourierState.from_bytes(v1) == CourierState("SF", {60_000: 3}, 61_000)
+    assert CourierState.from_bytes(v1).to_bytes() == v1
+
+
+def test_an_unknown_aggregate_state_version_is_refused() -> None:
+    with pytest.raises(ValueError, match="version 9"):
+        SiteState.from_bytes(orjson.dumps([9, "site"]))
+    with pytest.raises(ValueError, match="version 2"):
+        CourierState.from_bytes(orjson.dumps([2, "courier", "SF", [], None, {}]))

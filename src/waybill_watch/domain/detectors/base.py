@@ -1,9 +1,10 @@
-"""What every waybill detector looks like, and the evidence shapes they share.
+"""What every detector looks like, and the evidence shapes they share.
 
-A detector is a small object built from ``DetectionSettings`` with one method,
+A waybill detector is a small object built from ``DetectionSettings`` with one method,
 ``evaluate(state, episode, now) -> Verdict``: it reads the event-time-sorted facts of one
 waybill (never the arrival order) and the currently open episode of its type, and says what
 should be open, whether the open one is resolved, and its next deadline. ``now`` is epoch ms.
+Site and courier detectors (``AggregateDetector``) answer with the same ``Verdict``.
 
 An ``EventDetector`` is one whose episodes open on a fact, not on a deadline (contract §6:
 "event-triggered rules look at every fact as it becomes known, in event-time order among facts
@@ -16,7 +17,7 @@ depend on ``now`` (they are facts-only, so the intermediate ones need no clock o
 
 from __future__ import annotations
 
-from datetime import datetime, tzinfo
+from datetime import tzinfo
 from typing import Any, Protocol, TypeVar, runtime_checkable
 
 from waybill_watch.domain.clock import from_ms
@@ -24,7 +25,7 @@ from waybill_watch.domain.config import DetectionSettings
 from waybill_watch.domain.episodes import Verdict
 from waybill_watch.domain.signals import Signal, SignalKind
 from waybill_watch.domain.state import AlertFact, Episode, OrderFact, ScanRecord, WaybillState
-from waybill_watch.models.anomaly import AnomalyEvent, AnomalyType
+from waybill_watch.models.anomaly import AnomalyType
 from waybill_watch.timefmt import format_rfc3339, zone
 
 S_contra = TypeVar("S_contra", contravariant=True)
@@ -143,7 +144,13 @@ def same_city(a: str | None, b: str | None) -> bool | None:
 
 
 class AggregateDetector(Protocol[S_contra]):
-    """One anomaly type over many waybills (site or courier scope), fed by signals."""
+    """One anomaly type over many waybills (site or courier scope), fed by signals.
+
+    Like a waybill detector it only reads and says (``Verdict``); the engine reconciles the
+    verdict with the state's open episodes (``state.episodes``) and builds the events. Unlike
+    one, it owns the counts its signals add to the state, so it folds a signal in first.
+    ``now`` is epoch ms; ``Verdict.due`` is the detector's next deadline after the call.
+    """
 
     @property
     def type(self) -> AnomalyType:
@@ -151,18 +158,19 @@ class AggregateDetector(Protocol[S_contra]):
         ...
 
     @property
+    def reasons(self) -> tuple[str, ...]:
+        """Its reason codes in canonical order."""
+        ...
+
+    @property
     def kinds(self) -> frozenset[SignalKind]:
         """The signal kinds it consumes."""
         ...
 
-    def on_signal(self, state: S_contra, signal: Signal, now: datetime) -> list[AnomalyEvent]:
-        """Take one signal; return the events it causes."""
+    def on_signal(self, state: S_contra, signal: Signal, now: int) -> Verdict:
+        """Fold one signal of its kinds into the state, then read it at ``now``."""
         ...
 
-    def on_due(self, state: S_contra, now: datetime) -> list[AnomalyEvent]:
-        """Fire this detector's deadlines that are ``<= now``."""
-        ...
-
-    def due(self, state: S_contra) -> int | None:
-        """Its earliest pending deadline (epoch ms), None if none."""
+    def on_due(self, state: S_contra, now: int) -> Verdict:
+        """Read the state at ``now`` by the clock alone (dropping what has expired)."""
         ...

@@ -3,25 +3,25 @@
 Opens as soon as ``bulk_signing_threshold`` distinct waybills are signed (``delivered``,
 ``sign_type`` ``recipient``) at the same ``courier:site`` within one epoch-aligned tumbling window
 of ``bulk_signing_window_minutes`` of *event time*; every further waybill in that window emits
-``updated``. One episode per window, never resolved. Key: the window start (UTC, RFC 3339).
+``updated`` (the support is the window's count). One episode per window, never resolved: each
+window's episode has its own slot (``window_slot``). Key: the window start (UTC, RFC 3339).
 
 Windows live in our own state (not Faust windows: those close on wall-clock time and lose
-windows across restarts). A window is dropped ``bulk_signing_late_hours`` after its end; a
-signature for a window already dropped is ignored (counted by nobody, documented).
+windows across restarts). A window is dropped, with its episode, ``bulk_signing_late_hours``
+after its end; a signature for a window already dropped is ignored (counted by nobody,
+documented).
 """
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from typing import Any
 
-from waybill_watch.domain.aggregate_state import SiteState
-from waybill_watch.domain.clock import MINUTE_MS, from_ms, hours_ms, to_ms
+from waybill_watch.domain.aggregate_state import BULK_REASONS, SiteState, window_key, window_slot
+from waybill_watch.domain.clock import MINUTE_MS, hours_ms, to_ms
 from waybill_watch.domain.config import DetectionSettings
 from waybill_watch.domain.detectors.base import Detector
-from waybill_watch.domain.episodes import Subject, make_event
+from waybill_watch.domain.episodes import Desired, Verdict
 from waybill_watch.domain.signals import Signal, SignalKind
-from waybill_watch.models.anomaly import AnomalyEvent, AnomalyStatus
 
 #: At most this many waybills are listed in one event (``count`` always has the total).
 LISTED_WAYBILLS = 200
@@ -31,7 +31,7 @@ class BulkSigning(Detector):
     """Distinct recipient signatures per site and event-time window."""
 
     type = "bulk_signing"
-    reasons = ("recipient_signatures",)
+    reasons = BULK_REASONS
     kinds = frozenset({SignalKind.RECIPIENT_SIGNED})
 
     def __init__(self, settings: DetectionSettings) -> None:
@@ -39,34 +39,44 @@ class BulkSigning(Detector):
         self.size = settings.bulk_signing_window_minutes * MINUTE_MS
         self.keep = self.size + hours_ms(settings.bulk_signing_late_hours)
 
-    def on_signal(self, state: SiteState, signal: Signal, now: datetime) -> list[AnomalyEvent]:
+    def on_signal(self, state: SiteState, signal: Signal, now: int) -> Verdict:
+        start = self._add(state, signal, now)
+        verdict = Verdict(due=self._due(state))
+        if start is None:
+            return verdict
+        waybills = state.windows[start]
+        if len(waybills) >= self.settings.bulk_signing_threshold:
+            verdict.slot = window_slot(start)
+            verdict.desired = Desired(
+                window_key(start),
+                self.reasons,
+                len(waybills),
+                lambda: self._evidence(state, start, waybills),
+            )
+        return verdict
+
+    def _add(self, state: SiteState, signal: Signal, now: int) -> int | None:
+        """Count the signed waybill in its window; the window's start, None if not counted."""
         if signal.waybill is None:
-            return []
+            return None
         t = to_ms(signal.at)
         start = t - t % self.size
-        if start + self.keep <= to_ms(now):
-            return []  # the window was already dropped
+        if start + self.keep <= now:
+            return None  # the window was already dropped
         waybills = state.windows.setdefault(start, set())
         if signal.waybill in waybills:
-            return []
+            return None
         waybills.add(signal.waybill)
-        if len(waybills) < self.settings.bulk_signing_threshold:
-            return []
-        status: AnomalyStatus = "updated" if start in state.opened else "open"
-        state.opened.add(start)
-        key = from_ms(start, UTC).isoformat()
-        subject = Subject(state.subject, courier=state.courier)
-        evidence = self._evidence(state, start, waybills)
-        return [make_event(self.type, status, subject, key, list(self.reasons), now, evidence)]
+        return start
 
-    def on_due(self, state: SiteState, now: datetime) -> list[AnomalyEvent]:
-        horizon = to_ms(now) - self.keep
+    def on_due(self, state: SiteState, now: int) -> Verdict:
+        horizon = now - self.keep
         for start in [s for s in state.windows if s <= horizon]:
             del state.windows[start]
-            state.opened.discard(start)
-        return []
+            state.episodes.pop(window_slot(start), None)
+        return Verdict(due=self._due(state))
 
-    def due(self, state: SiteState) -> int | None:
+    def _due(self, state: SiteState) -> int | None:
         return min(state.windows) + self.keep if state.windows else None
 
     def _evidence(self, state: SiteState, start: int, waybills: set[str]) -> dict[str, Any]:

@@ -3,22 +3,20 @@
 The waybill engine signals ``stall_opened``/``stall_resolved`` for each ``transit_stall``
 episode whose last scan names a site. Opens when ``site_stall_open_threshold`` such stalls are
 open at once at the same ``courier:site`` (reason ``stalls_open``); each further stall while open
-emits ``updated``; resolves when fewer than ``site_stall_resolve_below`` remain open.
+emits ``updated`` (each is a new trigger, even while others resolve: the support is the count it
+opened with plus one per further stall); resolves when fewer than
+``site_stall_resolve_below`` remain open.
 Key: the site's episode number (1, 2, ...), kept in the site state.
 """
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Any
 
 from waybill_watch.domain.aggregate_state import SiteState
-from waybill_watch.domain.clock import to_ms
 from waybill_watch.domain.detectors.base import Detector
-from waybill_watch.domain.episodes import Subject, make_event
+from waybill_watch.domain.episodes import NOTHING, Desired, Verdict
 from waybill_watch.domain.signals import Signal, SignalKind
-from waybill_watch.domain.state import Episode
-from waybill_watch.models.anomaly import AnomalyEvent, AnomalyStatus
 
 # Enum members as module constants: member lookup on an enum class is slow in CPython 3.11.
 _STALL_OPENED = SignalKind.STALL_OPENED
@@ -33,44 +31,37 @@ class SiteStallSpike(Detector):
     reasons = ("stalls_open",)
     kinds = frozenset({SignalKind.STALL_OPENED, SignalKind.STALL_RESOLVED})
 
-    def on_signal(self, state: SiteState, signal: Signal, now: datetime) -> list[AnomalyEvent]:
+    def on_signal(self, state: SiteState, signal: Signal, now: int) -> Verdict:
         waybill = signal.waybill
         if waybill is None:
-            return []
+            return NOTHING
         opened = signal.kind is _STALL_OPENED
         if opened == (waybill in state.stalls):
-            return []  # a repeated signal
+            return NOTHING  # a repeated signal
         if opened:
             state.stalls.add(waybill)
         else:
             state.stalls.discard(waybill)
         count = len(state.stalls)
         episode = state.episodes.get(self.type)
-        status: AnomalyStatus
-        if episode is None:
-            if count < self.settings.site_stall_open_threshold:
-                return []
-            state.spikes += 1
-            episode = Episode(str(state.spikes), to_ms(now), list(self.reasons), count)
-            state.episodes[self.type] = episode
-            status = "open"
-        elif opened:
-            episode.support = max(episode.support, count)
-            status = "updated"
-        elif count < self.settings.site_stall_resolve_below:
-            del state.episodes[self.type]
-            status = "resolved"
-        else:
-            return []
-        subject = Subject(state.subject, courier=state.courier)
-        evidence = self._evidence(state, count)
-        return [make_event(self.type, status, subject, episode.key, episode.reasons, now, evidence)]
+        verdict = Verdict()
+        if not opened:
+            if episode is not None and count < self.settings.site_stall_resolve_below:
+                verdict.resolved_by = lambda: self._evidence(state, count)
+        elif episode is not None:
+            # A new stall is a new trigger even when the count is below its peak.
+            verdict.desired = Desired(
+                episode.key, self.reasons, episode.support + 1, lambda: self._evidence(state, count)
+            )
+        elif count >= self.settings.site_stall_open_threshold:
+            state.spikes += 1  # no episode is open: this verdict opens episode number ``spikes``
+            verdict.desired = Desired(
+                str(state.spikes), self.reasons, count, lambda: self._evidence(state, count)
+            )
+        return verdict
 
-    def on_due(self, state: SiteState, now: datetime) -> list[AnomalyEvent]:
-        return []
-
-    def due(self, state: SiteState) -> int | None:
-        return None
+    def on_due(self, state: SiteState, now: int) -> Verdict:
+        return NOTHING  # no deadlines: only signals change it
 
     def _evidence(self, state: SiteState, count: int) -> dict[str, Any]:
         return {
