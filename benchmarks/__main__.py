@@ -1,13 +1,17 @@
-"""``python -m benchmarks [ingest|replay ...]``: run the named benchmarks (default: all)."""
+"""``python -m benchmarks [ingest|replay|engines ...]``: run the named benchmarks (default: all)."""
 
 from __future__ import annotations
 
 import argparse
 import sys
 
-from benchmarks import ingest_bench, replay_bench
+from benchmarks import engines_bench, ingest_bench, replay_bench
 
-BENCHES = {"ingest": ingest_bench.main, "replay": replay_bench.main}
+BENCHES = {
+    "ingest": ingest_bench.main,
+    "replay": replay_bench.main,
+    "engines": engines_bench.main,
+}
 
 
 def main() -> int:
