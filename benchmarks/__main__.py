@@ -1,16 +1,17 @@
-"""``python -m benchmarks [ingest|replay|engines ...]``: run the named benchmarks (default: all)."""
+"""``python -m benchmarks [ingest|replay|engines|live ...]``: the named benchmarks (default: all)."""
 
 from __future__ import annotations
 
 import argparse
 import sys
 
-from benchmarks import engines_bench, ingest_bench, replay_bench
+from benchmarks import engines_bench, ingest_bench, live_bench, replay_bench
 
 BENCHES = {
     "ingest": ingest_bench.main,
     "replay": replay_bench.main,
     "engines": engines_bench.main,
+    "live": live_bench.main,
 }
 
 
