@@ -1,4 +1,4 @@
-"""``python -m benchmarks [ingest|replay|engines|live ...]``: the named benchmarks (default: all)."""
+"""``python -m benchmarks [ingest|replay|engines|live ...]``: run benchmarks (default: all)."""
 
 from __future__ import annotations
 
