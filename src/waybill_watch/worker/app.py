@@ -46,6 +46,7 @@ from waybill_watch.worker.stages import (
     Progress,
     Ticker,
     WaybillStage,
+    clock_of,
 )
 from waybill_watch.worker.topics import TopicNames
 
@@ -122,9 +123,6 @@ def create_worker(settings: Settings, metrics: Metrics | None = None) -> Worker:
         WaybillRunner(WaybillHandler(WaybillEngine(settings.detection))),
         effects,
         metrics,
-        produce_to,
-        names,
-        signal_partitions=partitions,
         timezone=settings.default_timezone,
     )
     aggregates = AggregateStage(
@@ -157,21 +155,24 @@ def create_worker(settings: Settings, metrics: Metrics | None = None) -> Worker:
     for sdf in sources.values():
         sdf.register_store()  # the ticker records each source's last mark there
 
-    def record_mark(topic: str, partition: int, mark: bytes) -> None:
-        """Keep a source's last mark in its store: a checkpoint whose only records are ticks
-        then still commits (under exactly-once an empty checkpoint's transaction is aborted)."""
-        tx = context.checkpoint.get_store_transaction(
-            stream_id=sources[topic].stream_id, partition=partition
-        )
-        tx.set_bytes(b"mark", mark, b"m")
+    streams = {topic: sdf.stream_id for topic, sdf in sources.items()}
+    streams[names.updates] = _keyed(app, topics[names.updates], waybills.handle)
 
-    _keyed(app, topics[names.updates], waybills.handle)
+    def transaction(topic: str, partition: int) -> Transaction:
+        return context.checkpoint.get_store_transaction(
+            stream_id=streams[topic], partition=partition
+        )
+
+    def record_tick(topic: str, partition: int, value: bytes) -> None:
+        transaction(topic, partition).set_bytes(b"tick", value, b"m")
+
     _keyed(app, topics[names.signals], aggregates.handle)
 
     ticker = Ticker(
         context.consumer,
         produce_to,
-        record_mark,
+        record_tick,
+        lambda partition: clock_of(transaction(names.updates, partition)),
         progress,
         names,
         partitions=partitions,
@@ -204,8 +205,8 @@ def create_worker(settings: Settings, metrics: Metrics | None = None) -> Worker:
     return Worker(app, names, metrics, http, publisher)
 
 
-def _keyed(app: Application, topic: Any, handle: Callable[[Transaction, int, bytes], None]) -> None:
-    """A keyed stage: its callback gets the partition's store transaction."""
+def _keyed(app: Application, topic: Any, handle: Callable[[Transaction, int, bytes], None]) -> str:
+    """A keyed stage: its callback gets the partition's store transaction; its stream id."""
     sdf: StreamingDataFrame = app.dataframe(topic)
     sdf.register_store()
     stream_id = sdf.stream_id
@@ -217,6 +218,7 @@ def _keyed(app: Application, topic: Any, handle: Callable[[Transaction, int, byt
         handle(tx, partition, value)
 
     sdf.update(step, metadata=True)
+    return stream_id
 
 
 def serve_http(worker: Worker, settings: Settings) -> Callable[[], None]:

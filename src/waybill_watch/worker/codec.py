@@ -41,9 +41,9 @@ def encode_update(update: WaybillUpdate, src: str) -> bytes:
     )
 
 
-def encode_tick(src: str, mark_ms: int, idle: bool) -> bytes:
-    """A source's mark for one downstream partition."""
-    return jsonio.dumps({"kind": TICK, "src": src, "ms": mark_ms, "idle": idle})
+def encode_tick(marks: dict[str, tuple[int, bool]]) -> bytes:
+    """The marks ``(ms, idle)`` of the sources one process owns, for one downstream partition."""
+    return jsonio.dumps({"kind": TICK, "marks": marks})
 
 
 def encode_order(order: OrderEvent, received_at: datetime, src: str) -> bytes:
@@ -71,12 +71,12 @@ def encode_signal(signal: Signal, now: datetime, src: str) -> bytes:
 
 def decode(data: bytes) -> tuple[str, str, Any]:
     """``(kind, src, payload)``: ``update`` → WaybillUpdate, ``order`` → (OrderEvent,
-    received_at), ``tick`` → (mark_ms, idle), ``signal`` → (Signal, now)."""
+    received_at), ``tick`` → {source: [mark_ms, idle]}, ``signal`` → (Signal, now)."""
     doc = jsonio.loads(data)
     kind = doc.get("kind")
     src = doc.get("src", "")
     if kind == TICK:
-        return TICK, src, (doc["ms"], doc["idle"])
+        return TICK, src, doc["marks"]
     if kind == ORDER:
         order = OrderEvent.model_validate(doc["order"])
         return ORDER, src, (order, parse_rfc3339(doc["received_at"]))

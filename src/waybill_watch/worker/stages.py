@@ -211,18 +211,26 @@ class NormalizeStage:
 
 
 class Ticker:
-    """Run on the engine's loop (between records): every ``interval`` seconds, send the mark of
-    each assigned source partition to every partition of the updates topic.
+    """Run on the engine's loop (between records), every ``interval`` seconds:
 
-    A source that is behind marks the ``received_at`` of what was read last (later records were
-    received later); one that is caught up marks the wall clock (``wall``) or is idle
-    (``stream``: a caught-up capture constrains nothing)."""
+    * the mark of each assigned source partition, all in one record, to every partition of the
+      updates topic. A source that is behind marks the ``received_at`` of what was read last
+      (later records were received later); one that is caught up marks the wall clock
+      (``wall``) or is idle (``stream``: a caught-up capture constrains nothing);
+    * the clock of each assigned waybill partition that moved, in one record, to every
+      partition of the signals topic (the site/courier stage's sources).
+
+    Both go through the checkpoint's producer after the records they vouch for, so they are
+    ordered with them. ``record(topic, partition, value)`` keeps the last tick in that stream's
+    store: a checkpoint whose only records are ticks then still commits (under exactly-once an
+    empty checkpoint's transaction is aborted)."""
 
     def __init__(
         self,
         consumer: Any,
         produce: ProduceTo,
         record: Callable[[str, int, bytes], None],
+        clock_of: Callable[[int], int | None],
         progress: Progress,
         names: TopicNames,
         *,
@@ -233,12 +241,14 @@ class Ticker:
         self.consumer = consumer
         self.produce = produce
         self.record = record
+        self.clock_of = clock_of
         self.progress = progress
         self.names = names
         self.partitions = partitions
         self.stream = stream
         self.interval = interval
         self.sources = {names.raw: "raw", names.events: "events", names.orders: "orders"}
+        self._sent: dict[str, int] = {}
         self._last = 0.0
 
     def __call__(self) -> None:
@@ -246,18 +256,32 @@ class Ticker:
         if wall - self._last < self.interval:
             return
         self._last = wall
+        marks: dict[str, tuple[int, bool]] = {}
+        clocks: dict[str, tuple[int, bool]] = {}
+        owned: list[tuple[str, int]] = []
         for tp in self.consumer.assignment():
             kind = self.sources.get(tp.topic)
-            if kind is None:
+            if kind is not None:
+                src = f"{kind}/{tp.partition}"
+                mark = self._mark(tp, src)
+                if mark is not None:
+                    marks[src] = mark
+                    owned.append((tp.topic, tp.partition))
+            elif tp.topic == self.names.updates:
+                src = f"w/{tp.partition}"
+                clock = self.clock_of(tp.partition)
+                if clock is not None and clock != self._sent.get(src):
+                    clocks[src] = (clock, False)
+                    owned.append((tp.topic, tp.partition))
+        for topic, targets in ((self.names.updates, marks), (self.names.signals, clocks)):
+            if not targets:
                 continue
-            src = f"{kind}/{tp.partition}"
-            mark = self._mark(tp, src)
-            if mark is None:
-                continue
-            value = codec.encode_tick(src, *mark)
+            value = codec.encode_tick(targets)
             for partition in range(self.partitions):
-                self.produce(self.names.updates, TICK_KEY, value, partition)
-            self.record(tp.topic, tp.partition, value)
+                self.produce(topic, TICK_KEY, value, partition)
+        for topic, partition in owned:
+            self.record(topic, partition, b"tick")
+        self._sent.update({src: mark[0] for src, mark in clocks.items()})
 
     def _mark(self, tp: Any, src: str) -> tuple[int, bool] | None:
         caught_up = self._caught_up(tp, src)
@@ -302,6 +326,12 @@ class Ticker:
 # -- the keyed stages --------------------------------------------------------------------------
 
 
+def clock_of(tx: Transaction) -> int | None:
+    """A keyed partition's clock (epoch ms), if it has one."""
+    raw = tx.get_bytes(b"wm", CLOCK_PREFIX)
+    return int(jsonio.loads(raw)["now"]) if raw is not None else None
+
+
 def _watermark(tx: Transaction, expected: int = 0) -> tuple[int, Watermark]:
     raw = tx.get_bytes(b"wm", CLOCK_PREFIX)
     if raw is None:
@@ -314,15 +344,6 @@ def _save_watermark(tx: Transaction, now: int, watermark: Watermark) -> None:
     tx.set_bytes(b"wm", jsonio.dumps({"now": now, "marks": watermark.marks}), CLOCK_PREFIX)
 
 
-def _forwarded(tx: Transaction, now: int) -> bool:
-    """Whether ``now`` was already passed on downstream; records that it is from now on."""
-    raw = tx.get_bytes(b"sent", CLOCK_PREFIX)
-    if raw is not None and int(raw) >= now:
-        return True
-    tx.set_bytes(b"sent", str(now).encode(), CLOCK_PREFIX)
-    return False
-
-
 class WaybillStage:
     """Per-waybill state fed by updates, orders and ticks (one partition at a time)."""
 
@@ -331,25 +352,21 @@ class WaybillStage:
         runner: WaybillRunner,
         effects: KafkaEffects,
         metrics: Metrics,
-        produce: ProduceTo,
-        names: TopicNames,
         *,
-        signal_partitions: int,
         timezone: str,
     ) -> None:
         self.runner = runner
         self.effects = effects
         self.metrics = metrics
-        self.produce = produce
-        self.names = names
-        self.signal_partitions = signal_partitions
         self.tz = zone(timezone)
 
     def handle(self, tx: Transaction, partition: int, value: bytes) -> None:
         kind, src, payload = codec.decode(value)
         before, watermark = _watermark(tx)
         if kind == codec.TICK:
-            changed = watermark.observe(src, payload[0], payload[1])
+            changed = False
+            for source, (ms, idle) in payload.items():
+                changed = watermark.observe(source, ms, idle) or changed
         elif kind == codec.UPDATE:
             changed = watermark.observe(src, to_ms(payload.received_at))
         else:
@@ -369,10 +386,6 @@ class WaybillStage:
         )
         if kind == codec.TICK:
             self.runner.advance(ports, now)
-            if not _forwarded(tx, now_ms):  # pass the clock on to the site/courier stage
-                tick = codec.encode_tick(effects.src, now_ms, False)
-                for target in range(self.signal_partitions):
-                    self.produce(self.names.signals, TICK_KEY, tick, target)
             return
         # The input is applied at its own receipt time when the clock (the lowest mark of all
         # sources) is behind it, as replay does; other keys' deadlines wait for the clock.
@@ -408,7 +421,8 @@ class AggregateStage:
         before, watermark = _watermark(tx, self.sources)
         queues = SignalQueues(TransactionKv(tx, b"q"))
         if kind == codec.TICK:
-            watermark.observe(src, payload[0], payload[1])
+            for source, (ms, idle) in payload.items():
+                watermark.observe(source, ms, idle)
         else:
             sender_now: datetime = payload[1]
             watermark.observe(src, to_ms(sender_now))

@@ -25,9 +25,16 @@ from waybill_watch.domain.runner import (
 from waybill_watch.feeds import build_feeds
 from waybill_watch.metrics import Metrics
 from waybill_watch.settings import Settings
+from waybill_watch.worker import codec
 from waybill_watch.worker.outputs import Outputs
 from waybill_watch.worker.ports import KafkaEffects
-from waybill_watch.worker.stages import AggregateStage, NormalizeStage, Progress, WaybillStage
+from waybill_watch.worker.stages import (
+    AggregateStage,
+    NormalizeStage,
+    Progress,
+    WaybillStage,
+    clock_of,
+)
 from waybill_watch.worker.topics import TopicNames
 
 
@@ -87,9 +94,6 @@ class Pipeline:
             WaybillRunner(WaybillHandler(WaybillEngine(detection))),
             effects,
             self.metrics,
-            self.produce_to,
-            self.names,
-            signal_partitions=partitions,
             timezone=settings.default_timezone,
         )
         self.aggregates = AggregateStage(
@@ -98,6 +102,7 @@ class Pipeline:
             sources=partitions,
             timezone=settings.default_timezone,
         )
+        self._sent: dict[int, int] = {}
         self.stores = {
             name: [DictTransaction() for _ in range(partitions)]
             for name in (self.names.updates, self.names.signals)
@@ -122,8 +127,29 @@ class Pipeline:
                 self.tick("raw/0", self.normalize.progress.received["raw/0"], False)
 
     def drain(self) -> None:
-        """Consume the internal topics until empty, partitions interleaved at random."""
+        """Consume the internal topics until nothing moves, partitions interleaved at random;
+        now and then (and at the end) the ticker passes the waybill partitions' clocks on."""
+        while self._consume():
+            self.forward()
+
+    def forward(self) -> None:
+        """What the ticker does for the waybill partitions: their clocks to every signals
+        partition."""
+        clocks = {
+            f"w/{p}": (clock, False)
+            for p, tx in enumerate(self.stores[self.names.updates])
+            if (clock := clock_of(tx)) is not None and self._sent.get(p) != clock
+        }
+        if clocks:
+            self._sent.update({int(src[2:]): mark[0] for src, mark in clocks.items()})
+            value = codec.encode_tick(clocks)
+            for p in range(self.partitions):
+                self.produce_to(self.names.signals, b"__tick__", value, p)
+
+    def _consume(self) -> bool:
+        """Consume until every log is empty; False when there was nothing to consume."""
         updates, signals = self.names.updates, self.names.signals
+        consumed = False
         while True:
             busy = [
                 (topic, p)
@@ -132,7 +158,10 @@ class Pipeline:
                 if self.logs[topic][p]
             ]
             if not busy:
-                return
+                return consumed
+            consumed = True
+            if self.random.random() < 0.2:
+                self.forward()
             topic, p = self.random.choice(busy)
             log = self.logs[topic][p]
             stage = self.waybills if topic == updates else self.aggregates
@@ -143,8 +172,7 @@ class Pipeline:
                 stage.handle(self.stores[topic][p], p, value)
 
     def tick(self, src: str, ms: int, idle: bool) -> None:
-        from waybill_watch.worker import codec
-
-        value = codec.encode_tick(src, ms, idle)
+        """The ticker's mark of one source, to every updates partition."""
+        value = codec.encode_tick({src: (ms, idle)})
         for p in range(self.partitions):
             self.produce_to(self.names.updates, b"__tick__", value, p)

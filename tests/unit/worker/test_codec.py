@@ -53,11 +53,10 @@ def test_update_round_trip() -> None:
 
 
 def test_tick_round_trip() -> None:
-    assert codec.decode(codec.encode_tick("raw/3", 1_700_000_000_123, True)) == (
-        codec.TICK,
-        "raw/3",
-        (1_700_000_000_123, True),
-    )
+    marks = {"raw/3": (1_700_000_000_123, True), "events/0": (1_700_000_000_000, False)}
+    kind, _, decoded = codec.decode(codec.encode_tick(marks))
+    assert kind == codec.TICK
+    assert decoded == {src: list(mark) for src, mark in marks.items()}
 
 
 def test_scan_wire_form_is_a_valid_tracking_event() -> None:

@@ -70,9 +70,9 @@ def test_a_partition_waits_for_every_source_before_its_clock_moves() -> None:
     from waybill_watch.worker import codec
 
     signals, tx = pipeline.names.signals, pipeline.stores[pipeline.names.signals][0]
-    pipeline.aggregates.handle(tx, 0, codec.encode_tick("w/0", 1_000_000, False))
+    pipeline.aggregates.handle(tx, 0, codec.encode_tick({"w/0": (1_000_000, False)}))
     assert tx.get_bytes(b"wm", b"c") is not None
     assert orjson.loads(tx.get_bytes(b"wm", b"c") or b"{}")["now"] == 0  # w/1 not heard yet
-    pipeline.aggregates.handle(tx, 0, codec.encode_tick("w/1", 2_000_000, False))
+    pipeline.aggregates.handle(tx, 0, codec.encode_tick({"w/1": (2_000_000, False)}))
     assert orjson.loads(tx.get_bytes(b"wm", b"c") or b"{}")["now"] == 1_000_000
     assert signals in pipeline.logs
