@@ -40,6 +40,10 @@ async def test_two_workers_share_waybills_and_survive_a_partition_move(
     # The group has settled when the two members' partitions add up to all four.
     for worker in (first, second):
         await worker.wait_metric(ASSIGNED, lambda v: v > 0, timeout=60)
+    for _ in range(120):  # a member reports its new share on its next loop turn
+        if await first.metric(ASSIGNED) + await second.metric(ASSIGNED) == 4:
+            break
+        await asyncio.sleep(0.5)
     assert await first.metric(ASSIGNED) + await second.metric(ASSIGNED) == 4
 
     now = datetime.now(SHANGHAI).replace(microsecond=0)
