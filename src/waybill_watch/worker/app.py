@@ -175,18 +175,13 @@ def create_worker(settings: Settings, metrics: Metrics | None = None) -> Worker:
         lambda partition: clock_of(transaction(names.updates, partition)),
         progress,
         names,
+        metrics,
         partitions=partitions,
         stream=settings.clock == "stream",
         interval=settings.tick_interval_seconds,
     )
 
-    def periodic() -> None:
-        ticker()
-        metrics.partitions_assigned.set(
-            sum(1 for tp in context.consumer.assignment() if tp.topic == names.updates)
-        )
-
-    app._dataframe_registry.register_periodic_task(periodic)
+    app._dataframe_registry.register_periodic_task(ticker)
 
     publisher = RawPublisher(settings.kafka_bootstrap_servers, names.raw)
     ingest = IngestService(

@@ -233,11 +233,13 @@ class Ticker:
         clock_of: Callable[[int], int | None],
         progress: Progress,
         names: TopicNames,
+        metrics: Metrics,
         *,
         partitions: int,
         stream: bool,
         interval: float,
     ) -> None:
+        self.metrics = metrics
         self.consumer = consumer
         self.produce = produce
         self.record = record
@@ -259,7 +261,11 @@ class Ticker:
         marks: dict[str, tuple[int, bool]] = {}
         clocks: dict[str, tuple[int, bool]] = {}
         owned: list[tuple[str, int]] = []
-        for tp in self.consumer.assignment():
+        assignment = self.consumer.assignment()  # not cheap: once a tick, never per record
+        self.metrics.partitions_assigned.set(
+            sum(1 for tp in assignment if tp.topic == self.names.updates)
+        )
+        for tp in assignment:
             kind = self.sources.get(tp.topic)
             if kind is not None:
                 src = f"{kind}/{tp.partition}"
