@@ -1,15 +1,16 @@
-"""Compact records of the facts kept per waybill, and their list encodings.
+"""Compact records of the facts kept per waybill.
 
-Each record dumps to a short JSON list (trailing nulls trimmed) and loads back exactly; enums are
-stored as indexes into append-only tables, instants as epoch milliseconds. Personal data is
-masked when a record is built, so it is never stored in clear.
+Instants are epoch milliseconds. Personal data is masked when a record is built, so it is never
+stored in clear. How a waybill state stores its records is ``state_codec``'s business; enums are
+stored as indexes into the append-only tables below. ``load_v1`` reads a record's list form of
+state layout v1.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import Any
+from typing import Any, TypeVar, dataclass_transform
 
 from waybill_watch.domain.clock import to_ms
 from waybill_watch.domain.ids import stable_id
@@ -52,9 +53,6 @@ ALERT_CODES: tuple[CourierAlertKind, ...] = (
     CourierAlertKind.TRANSIT_STALL,
     CourierAlertKind.LOCKER_UNCOLLECTED,
 )
-_STATUS_INDEX = {s: i for i, s in enumerate(STATUS_CODES)}
-_SIGN_INDEX = {s: i for i, s in enumerate(SIGN_CODES)}
-_ALERT_INDEX = {k: i for i, k in enumerate(ALERT_CODES)}
 
 #: Tie-break for scans with the same event time: the later lifecycle step sorts last.
 RANK: dict[Status, int] = {
@@ -84,6 +82,20 @@ def short_ref(event_id: str) -> str:
     return stable_id("seen", event_id, size=8)
 
 
+_R = TypeVar("_R")
+
+
+@dataclass_transform(frozen_default=True)
+def record(cls: type[_R]) -> type[_R]:
+    """A stored fact: a slotted dataclass, immutable to the type checker (``frozen``).
+
+    At run time it is not frozen (equality and hash are those of a frozen one): a frozen
+    dataclass's ``__init__`` sets each field through ``object.__setattr__``, about seven times
+    the cost of a plain slot store, and loading a waybill state builds every record it holds.
+    """
+    return dataclass(slots=True, unsafe_hash=True)(cls)
+
+
 def _trim(row: list[Any]) -> list[Any]:
     while row and row[-1] is None:
         row.pop()
@@ -94,7 +106,7 @@ def _pad(row: list[Any], size: int) -> list[Any]:
     return row + [None] * (size - len(row))
 
 
-@dataclass(slots=True, frozen=True)
+@record
 class ScanRecord:
     """What the detectors and the evidence need of one scan."""
 
@@ -130,24 +142,10 @@ class ScanRecord:
             text=text,
         )
 
-    def dump(self) -> list[Any]:
-        sign = _SIGN_INDEX[self.sign_type] if self.sign_type is not None else None
-        return _trim(
-            [
-                self.t,
-                _STATUS_INDEX[self.status],
-                self.event_id,
-                self.site,
-                self.city,
-                sign,
-                self.code,
-                self.signer,
-                self.text,
-            ]
-        )
-
     @classmethod
-    def load(cls, raw: list[Any]) -> ScanRecord:
+    def load_v1(cls, raw: list[Any]) -> ScanRecord:
+        """From the v1 state layout: ``[t, status, event_id, site, city, sign, code, signer,
+        text]`` (trailing nulls trimmed)."""
         t, status, event_id, site, city, sign, code, signer, text = _pad(raw, 9)
         return cls(
             t,
@@ -162,7 +160,7 @@ class ScanRecord:
         )
 
 
-@dataclass(slots=True, frozen=True)
+@record
 class OrderFact:
     """One merchant order event, reduced to what detection and evidence use."""
 
@@ -188,18 +186,14 @@ class OrderFact:
         )
         return cls(t, event.type, ref, promise, city, event.merchant, event.order_id)
 
-    def dump(self) -> list[Any]:
-        kind = ORDER_KINDS.index(self.kind)
-        row = [self.t, kind, self.ref, self.promise, self.city, self.merchant, self.order_id]
-        return _trim(row)
-
     @classmethod
-    def load(cls, raw: list[Any]) -> OrderFact:
+    def load_v1(cls, raw: list[Any]) -> OrderFact:
+        """From the v1 state layout: ``[t, kind, ref, promise, city, merchant, order_id]``."""
         t, kind, ref, promise, city, merchant, order_id = _pad(raw, 7)
         return cls(t, ORDER_KINDS[kind], ref, promise, city, merchant, order_id)
 
 
-@dataclass(slots=True, frozen=True)
+@record
 class AlertFact:
     """The latest courier alert of one kind (Kdniao StateEx 401/402/403/412)."""
 
@@ -216,11 +210,9 @@ class AlertFact:
         received = to_ms(alert.received_at)
         return cls(kind, to_ms(alert.reported_at), received, alert.courier_code, message)
 
-    def dump(self) -> list[Any]:
-        return [_ALERT_INDEX[self.kind], self.reported, self.received, self.code, self.message]
-
     @classmethod
-    def load(cls, raw: list[Any]) -> AlertFact:
+    def load_v1(cls, raw: list[Any]) -> AlertFact:
+        """From the v1 state layout: ``[kind, reported, received, code, message]``."""
         kind, reported, received, code, message = raw
         return cls(ALERT_CODES[kind], reported, received, code, message)
 
