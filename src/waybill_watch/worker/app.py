@@ -70,6 +70,21 @@ class Worker:
     publisher: RawPublisher
 
 
+def consumer_config(settings: Settings) -> dict[str, Any]:
+    """librdkafka settings of the worker's consumer beyond quix-streams' own.
+
+    The session timeout bounds how long a crashed worker's partitions stay with it: its
+    restart cannot join the group before that (librdkafka's 45 s unless configured). The
+    heartbeat stays at most a third of it, as Kafka recommends.
+    """
+    session_ms = max(1, round(settings.session_timeout_seconds * 1000))
+    return {
+        "fetch.wait.max.ms": 100,
+        "session.timeout.ms": session_ms,
+        "heartbeat.interval.ms": max(1, min(3000, session_ms // 3)),
+    }
+
+
 def create_worker(settings: Settings, metrics: Metrics | None = None) -> Worker:
     """Build the quix-streams app for ``settings`` (topics must exist: ``ensure_topics``)."""
     metrics = metrics or default_metrics()
@@ -84,7 +99,7 @@ def create_worker(settings: Settings, metrics: Metrics | None = None) -> Worker:
         state_dir=str(settings.data_dir),
         loglevel=None,
         producer_extra_config={"linger.ms": 5},
-        consumer_extra_config={"fetch.wait.max.ms": 100},
+        consumer_extra_config=consumer_config(settings),
     )
     topics = {name: app.topic(name, **BYTES) for name in names.all()}  # type: ignore[arg-type]
     context = app._processing_context
