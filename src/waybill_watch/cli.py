@@ -6,7 +6,8 @@ import argparse
 import asyncio
 import logging
 import sys
-from collections.abc import Sequence
+import time
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -14,9 +15,14 @@ from waybill_watch import __version__
 
 if TYPE_CHECKING:
     from waybill_watch.settings import Settings
+    from waybill_watch.worker.app import Worker
 
 #: What an operator does about Kafka that cannot be reached at start.
 KAFKA_REMEDY = "set KAFKA_BOOTSTRAP_SERVERS or start a broker (make broker-up)"
+#: How long the worker keeps building its stream engine while Kafka fails transiently.
+ENGINE_START_S = 60.0
+
+log = logging.getLogger(__name__)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -117,7 +123,16 @@ def _worker(_: argparse.Namespace) -> int:
             f"cannot prepare topics on Kafka at {bootstrap} ({error_detail(exc)})",
             KAFKA_REMEDY,
         )
-    worker = create_worker(settings)
+    from confluent_kafka import KafkaException
+
+    try:
+        worker = create_worker_retrying(lambda: create_worker(settings), ENGINE_START_S)
+    except KafkaException as exc:  # still failing after the retries, or not transient
+        return _cannot_start(
+            "worker",
+            f"cannot set up the stream engine on Kafka at {bootstrap} ({error_detail(exc)})",
+            KAFKA_REMEDY,
+        )
     try:
         stop_http = serve_http(worker, settings)
     except OSError as exc:
@@ -131,6 +146,41 @@ def _worker(_: argparse.Namespace) -> int:
     finally:
         stop_http()
     return 0
+
+
+def create_worker_retrying(
+    create: Callable[[], Worker], within: float, pause: float = 1.0
+) -> Worker:
+    """``create()``, tried again while it fails with a transient Kafka error, for ``within`` s.
+
+    Building the engine asks the cluster about every topic (quix-streams' topic inspection,
+    ``DescribeConfigs`` to the broker the metadata names as controller). A broker that just
+    died stays named there until the controller fences it (KRaft: ``broker.session.timeout.ms``,
+    9 s), and the request then times out: a worker restarted in that window used to exit with a
+    traceback although the cluster was healthy again seconds later.
+    """
+    deadline = time.monotonic() + within
+    while True:
+        try:
+            return create()
+        except Exception as exc:
+            if not is_transient_kafka_error(exc) or time.monotonic() + pause >= deadline:
+                raise
+            log.warning("building the stream engine failed (%s); retrying", exc)
+            time.sleep(pause)
+
+
+def is_transient_kafka_error(exc: BaseException) -> bool:
+    """A librdkafka error that a later attempt may not meet (timeouts, lost connections)."""
+    from confluent_kafka import KafkaError, KafkaException
+
+    if not isinstance(exc, KafkaException) or not exc.args:
+        return False
+    error = exc.args[0]
+    if not isinstance(error, KafkaError):
+        return False
+    transient = {KafkaError._TIMED_OUT, KafkaError._TRANSPORT, KafkaError._ALL_BROKERS_DOWN}
+    return bool(error.retriable()) or error.code() in transient
 
 
 def _cannot_start(command: str, problem: str, remedy: str) -> int:

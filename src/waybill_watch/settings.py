@@ -65,6 +65,13 @@ class Settings(BaseSettings):
     )
     processing_guarantee: Literal["at-least-once", "exactly-once"] = "at-least-once"
     commit_interval_seconds: float = Field(1.0, gt=0, description="Checkpoint interval.")
+    session_timeout_seconds: float = Field(
+        45.0,
+        gt=0,
+        description="How long the consumer group waits for a worker that stopped heartbeating "
+        "(a crash, SIGKILL) before its partitions move (to the worker's own restart too). "
+        "Kafka's default; brokers accept 6 to 1800 s (group.min/max.session.timeout.ms).",
+    )
     log_level: str = "info"
 
     # Ingest

@@ -18,7 +18,13 @@ from pathlib import Path
 
 import pytest
 
-from waybill_watch.devbroker import KAFKA_VERSION, LOG4J_VERSION, BrokerError, LocalBroker
+from waybill_watch.devbroker import (
+    KAFKA_VERSION,
+    LOG4J_VERSION,
+    BrokerError,
+    LocalBroker,
+    LocalCluster,
+)
 from waybill_watch.devbroker import __main__ as cli
 from waybill_watch.devbroker.broker import (
     existing_cluster_id,
@@ -32,7 +38,9 @@ from waybill_watch.devbroker.config import (
     new_cluster_id,
     parse_properties,
     port_is_free,
+    quorum_voters,
     render_server_properties,
+    replication_for,
 )
 from waybill_watch.devbroker.jars import MARKER, cache_root, ensure_jars, is_complete, libs_dir
 from waybill_watch.devbroker.ready import split_bootstrap, wait_until_ready
@@ -100,17 +108,72 @@ def test_server_properties_single_node_kraft(tmp_path: Path) -> None:
     assert props["inter.broker.listener.name"] == "PLAINTEXT"
     assert props["log.dirs"] == str(tmp_path / "logs")
     assert props["auto.create.topics.enable"] == "false"
-    for key in (
-        "offsets.topic.replication.factor",
-        "transaction.state.log.replication.factor",
-        "transaction.state.log.min.isr",
-        "share.coordinator.state.topic.replication.factor",
-        "share.coordinator.state.topic.min.isr",
-    ):
+    for key in (*REPLICATION_KEYS, *MIN_ISR_KEYS):
         assert props[key] == "1", key
     assert props["group.initial.rebalance.delay.ms"] == "0"
     assert listener_port(props) == 19092
     assert listener_port(props, "CONTROLLER") == 19093
+
+
+REPLICATION_KEYS = (
+    "default.replication.factor",
+    "offsets.topic.replication.factor",
+    "transaction.state.log.replication.factor",
+    "share.coordinator.state.topic.replication.factor",
+)
+MIN_ISR_KEYS = (
+    "min.insync.replicas",
+    "transaction.state.log.min.isr",
+    "share.coordinator.state.topic.min.isr",
+)
+
+
+def test_server_properties_node_of_a_three_node_quorum(tmp_path: Path) -> None:
+    voters = {1: 29093, 2: 29095, 3: 29097}
+    text = render_server_properties(29094, 29095, tmp_path / "n2", node_id=2, voters=voters)
+    props = parse_properties(text)
+    assert props["process.roles"] == "broker,controller"
+    assert props["node.id"] == "2"
+    assert props["controller.quorum.voters"] == (
+        "1@127.0.0.1:29093,2@127.0.0.1:29095,3@127.0.0.1:29097"
+    )
+    assert props["listeners"] == "PLAINTEXT://127.0.0.1:29094,CONTROLLER://127.0.0.1:29095"
+    assert props["advertised.listeners"] == "PLAINTEXT://127.0.0.1:29094"
+    assert props["log.dirs"] == str(tmp_path / "n2")
+    for key in REPLICATION_KEYS:
+        assert props[key] == "3", key
+    for key in MIN_ISR_KEYS:
+        assert props[key] == "2", key
+    # Everything but identity, ports and paths is the single-node configuration.
+    single = parse_properties(render_server_properties(1, 2, tmp_path))
+    per_node = {"node.id", "controller.quorum.voters", "listeners", "advertised.listeners"}
+    per_node |= {"log.dirs", *REPLICATION_KEYS, *MIN_ISR_KEYS}
+    assert {k: v for k, v in props.items() if k not in per_node} == {
+        k: v for k, v in single.items() if k not in per_node
+    }
+
+
+def test_server_properties_refuse_a_node_outside_the_voters(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="not among the voters"):
+        render_server_properties(1, 2, tmp_path, node_id=4, voters={1: 2, 2: 3, 3: 4})
+    with pytest.raises(ValueError, match="not among the voters"):  # wrong controller port
+        render_server_properties(1, 9, tmp_path, node_id=1, voters={1: 2, 2: 3, 3: 4})
+
+
+@pytest.mark.parametrize(("size", "expected"), [(1, (1, 1)), (2, (2, 1)), (3, (3, 2)), (5, (3, 2))])
+def test_replication_follows_the_cluster_size(size: int, expected: tuple[int, int]) -> None:
+    assert replication_for(size) == expected
+
+
+def test_replication_needs_a_node() -> None:
+    with pytest.raises(ValueError, match="at least one node"):
+        replication_for(0)
+    with pytest.raises(ValueError, match="at least one node"):
+        LocalCluster(size=0)
+
+
+def test_quorum_voters_are_sorted_by_node_id() -> None:
+    assert quorum_voters({3: 7, 1: 5}) == "1@127.0.0.1:5,3@127.0.0.1:7"
 
 
 def test_cluster_id_is_a_kafka_uuid() -> None:
@@ -334,6 +397,57 @@ def test_unready_broker_times_out_and_is_killed(
     with pytest.raises(BrokerError, match="not ready after"):
         broker.start(timeout=1.0)
     assert started and not pid_alive(started[0])
+
+
+def test_cluster_nodes_share_an_id_and_a_quorum_but_not_ports(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    formats = tmp_path / "formats.txt"
+    home = tmp_path / "jdk"
+    _script(
+        home / "bin" / "java",
+        f"""\
+        case "$*" in
+          -version) echo 'openjdk version "17.0.15" 2025-04-15' >&2; exit 0;;
+          *kafka.tools.StorageTool*) echo "$*" >> {formats}; exit 0;;
+          *kafka.Kafka*) echo "FATAL node down"; exit 4;;
+        esac
+        exit 99
+        """,
+    )
+    monkeypatch.setenv("JAVA_HOME", str(home))
+    _complete_cache(libs_dir())
+    cluster = LocalCluster(data_dir=tmp_path / "cluster")
+    with pytest.raises(BrokerError) as failure:
+        cluster.start(timeout=30)
+    assert "exited with code 4" in str(failure.value)
+    assert "FATAL node down" in str(failure.value)  # the dead node's log tail
+    assert cluster.nodes == []  # every node stopped
+
+    nodes = [
+        parse_properties((tmp_path / "cluster" / f"node-{i}" / "server.properties").read_text())
+        for i in (1, 2, 3)
+    ]
+    assert [n["node.id"] for n in nodes] == ["1", "2", "3"]
+    assert len({n["controller.quorum.voters"] for n in nodes}) == 1
+    voters = nodes[0]["controller.quorum.voters"]
+    ports = [listener_port(n) for n in nodes] + [listener_port(n, "CONTROLLER") for n in nodes]
+    assert len(set(ports)) == 6
+    for i, node in enumerate(nodes, start=1):
+        assert f"{i}@127.0.0.1:{listener_port(node, 'CONTROLLER')}" in voters
+    calls = formats.read_text().splitlines()
+    assert len(calls) == 3
+    ids = {call.split(" -t ")[1].split()[0] for call in calls}
+    assert len(ids) == 1, "every node must be formatted with the cluster's one id"
+    assert not any("--standalone" in call for call in calls)
+
+
+def test_cluster_kill_and_restart_address_nodes_by_index(tmp_path: Path) -> None:
+    cluster = LocalCluster()
+    with pytest.raises(BrokerError, match="not started"):
+        _ = cluster.bootstrap
+    with pytest.raises(BrokerError, match="no node with index 0"):
+        cluster.kill(0)
 
 
 def test_requested_port_in_use_is_reported(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

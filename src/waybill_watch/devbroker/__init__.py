@@ -1,4 +1,5 @@
-"""A single-node Apache Kafka broker (KRaft) run from Maven Central jars.
+"""A local Apache Kafka broker (KRaft) run from Maven Central jars: one node, or a
+multi-node cluster on loopback for fault tests (``LocalCluster``).
 
 Why: development, the demo and the integration tests need a real Kafka without
 Docker. The jars are resolved once with Maven into a cache outside the repository;
@@ -25,6 +26,7 @@ class BrokerError(RuntimeError):
 
 # The submodules read the constants above, so they are imported after them.
 from waybill_watch.devbroker.broker import LocalBroker  # noqa: E402
+from waybill_watch.devbroker.cluster import LocalCluster  # noqa: E402
 from waybill_watch.devbroker.jars import cache_root, ensure_jars, is_complete, libs_dir  # noqa: E402
 from waybill_watch.devbroker.ready import wait_until_ready, wait_until_ready_async  # noqa: E402
 
@@ -34,6 +36,7 @@ __all__ = [
     "MIN_JAVA",
     "BrokerError",
     "LocalBroker",
+    "LocalCluster",
     "cache_root",
     "ensure_jars",
     "is_complete",

@@ -1,4 +1,5 @@
-"""Start and stop one local Kafka broker process.
+"""Start and stop one local Kafka broker process (a single-node broker, or one node of a
+``LocalCluster``).
 
 The broker runs in its own session/process group: Ctrl-C in the terminal that started it
 does not reach it, and stopping signals the whole group. A pid file in the data dir lets
@@ -15,6 +16,7 @@ import signal
 import subprocess
 import tempfile
 import time
+from collections.abc import Mapping
 from importlib import resources
 from pathlib import Path
 from types import TracebackType
@@ -22,6 +24,7 @@ from types import TracebackType
 from waybill_watch.devbroker import KAFKA_VERSION, BrokerError
 from waybill_watch.devbroker.config import (
     HOST,
+    NODE_ID,
     free_port,
     listener_port,
     new_cluster_id,
@@ -45,19 +48,36 @@ KRAFT_DIR = "kraft-logs"
 
 
 class LocalBroker:
-    """One single-node KRaft broker on 127.0.0.1, run from the cached Maven jars.
+    """One KRaft broker+controller on 127.0.0.1, run from the cached Maven jars.
 
     ``port=None`` picks a free port. ``data_dir=None`` uses a temporary directory that
     ``stop()`` deletes; a given ``data_dir`` is kept (topics survive restarts).
+
+    Alone it is a single-node cluster. As node ``node_id`` of a static quorum it gets the
+    quorum's ``voters`` (node id → controller port, its own included), the ``controller_port``
+    named there and the quorum's ``cluster_id``; then ``launch()`` it and wait for the quorum
+    (``LocalCluster`` does): one node of three never becomes ready on its own.
     """
 
     def __init__(
-        self, port: int | None = None, data_dir: Path | None = None, *, heap: str = "512m"
+        self,
+        port: int | None = None,
+        data_dir: Path | None = None,
+        *,
+        heap: str = "512m",
+        controller_port: int | None = None,
+        node_id: int = NODE_ID,
+        voters: Mapping[int, int] | None = None,
+        cluster_id: str | None = None,
     ) -> None:
         self._requested_port = port
+        self._requested_controller_port = controller_port
         self._temporary = data_dir is None
         self.data_dir: Path | None = None if data_dir is None else Path(data_dir).resolve()
         self.heap = heap
+        self.node_id = node_id
+        self.voters = None if voters is None else dict(voters)
+        self.cluster_id = cluster_id
         self.port: int | None = None
         self.controller_port: int | None = None
         self._proc: subprocess.Popen[bytes] | None = None
@@ -75,6 +95,11 @@ class LocalBroker:
         return None if self._proc is None else self._proc.pid
 
     @property
+    def running(self) -> bool:
+        """Whether the JVM this object spawned is still alive."""
+        return self._proc is not None and self._proc.poll() is None
+
+    @property
     def log_path(self) -> Path:
         """``<data_dir>/broker.log``: the broker's stdout and stderr."""
         if self.data_dir is None:
@@ -83,8 +108,24 @@ class LocalBroker:
 
     def start(self, timeout: float = START_TIMEOUT_S) -> str:
         """Start the broker and return its bootstrap address once it serves clients."""
-        if self._proc is not None and self._proc.poll() is None:
+        if self.running:
             return self.bootstrap
+        self.launch()
+        try:
+            wait_until_ready(self.bootstrap, timeout, probe_topic=True, check=self.check_alive)
+        except BrokerError as exc:
+            message = self.failure_message(exc)
+            self.stop()
+            raise BrokerError(message) from None
+        except BaseException:
+            self.stop()
+            raise
+        return self.bootstrap
+
+    def launch(self) -> None:
+        """Format the storage (once) and spawn the JVM, without waiting for it to serve."""
+        if self.running:
+            return
         java = find_java()
         check_java(java)
         libs = ensure_jars()
@@ -92,20 +133,34 @@ class LocalBroker:
             data_dir = self._prepare_data_dir()
             self._choose_ports()
             properties = self._write_config(data_dir)
-            cluster_id = existing_cluster_id(data_dir / KRAFT_DIR) or new_cluster_id()
+            cluster_id = (
+                existing_cluster_id(data_dir / KRAFT_DIR) or self.cluster_id or new_cluster_id()
+            )
             _format_storage(java, libs, properties, data_dir / LOG4J_FILE, cluster_id)
             self._proc = self._spawn(java, libs, properties)
             atexit.register(self.stop)
             write_pid(data_dir, self._proc.pid)
-            wait_until_ready(self.bootstrap, timeout, probe_topic=True, check=self._check_alive)
-        except BrokerError as exc:
-            message = str(exc) if self._proc is None else self._failure_message(exc)
-            self.stop()
-            raise BrokerError(message) from None
         except BaseException:
             self.stop()
             raise
-        return self.bootstrap
+
+    def kill(self) -> None:
+        """SIGKILL the broker (a crash: no controlled shutdown); the data dir is kept."""
+        atexit.unregister(self.stop)
+        proc, self._proc = self._proc, None
+        if proc is None:
+            return
+        if proc.poll() is None:
+            _signal_group(proc.pid, signal.SIGKILL)
+            proc.wait()
+        if self.data_dir is not None:
+            remove_pid(self.data_dir, proc.pid)
+
+    def terminate(self) -> None:
+        """Send SIGTERM without waiting (``stop()`` waits and cleans up)."""
+        if self.running:
+            assert self._proc is not None
+            _signal_group(self._proc.pid, signal.SIGTERM)
 
     def stop(self) -> None:
         """SIGTERM the broker's process group, SIGKILL after 20 s; safe to call twice."""
@@ -153,19 +208,19 @@ class LocalBroker:
         return self.data_dir
 
     def _choose_ports(self) -> None:
-        port = self._requested_port
-        if port is None:
-            port = free_port()
-        elif not port_is_free(port):
-            raise BrokerError(
-                f"port {port} on {HOST} is already in use (another broker? try another port)"
-            )
+        port = _usable_port(self._requested_port)
         self.port = port
-        self.controller_port = free_port(exclude=frozenset({port}))
+        self.controller_port = _usable_port(self._requested_controller_port, exclude={port})
 
     def _write_config(self, data_dir: Path) -> Path:
         assert self.port is not None and self.controller_port is not None
-        text = render_server_properties(self.port, self.controller_port, data_dir / KRAFT_DIR)
+        text = render_server_properties(
+            self.port,
+            self.controller_port,
+            data_dir / KRAFT_DIR,
+            node_id=self.node_id,
+            voters=self.voters,
+        )
         properties = data_dir / PROPERTIES_FILE
         properties.write_text(text, encoding="utf-8")
         log4j = resources.files("waybill_watch.devbroker").joinpath(LOG4J_FILE).read_bytes()
@@ -197,17 +252,32 @@ class LocalBroker:
                 start_new_session=True,
             )
 
-    def _check_alive(self) -> None:
+    def check_alive(self) -> None:
+        """Raise :class:`BrokerError` if the spawned JVM has exited (for readiness waits)."""
         proc = self._proc
         if proc is not None and proc.poll() is not None:
-            raise BrokerError(f"Kafka broker exited with code {proc.returncode} during start")
+            raise BrokerError(
+                f"Kafka node {self.node_id} exited with code {proc.returncode} during start"
+            )
 
-    def _failure_message(self, exc: BrokerError) -> str:
+    def failure_message(self, exc: BrokerError) -> str:
+        """``exc`` with the tail of this broker's log (where the JVM says what went wrong)."""
         where = "" if self._temporary else f" (full log: {self.log_path})"
         return (
-            f"local Kafka {KAFKA_VERSION} broker failed to start: {exc}\n"
+            f"local Kafka {KAFKA_VERSION} broker (node {self.node_id}) failed to start: {exc}\n"
             f"last lines of the broker log{where}:\n{tail_file(self.log_path)}"
         )
+
+
+def _usable_port(requested: int | None, exclude: set[int] | None = None) -> int:
+    """``requested`` if it can be bound now, else an error; a free port when None."""
+    if requested is None:
+        return free_port(exclude=frozenset(exclude or ()))
+    if not port_is_free(requested):
+        raise BrokerError(
+            f"port {requested} on {HOST} is already in use (another broker? try another port)"
+        )
+    return requested
 
 
 def existing_cluster_id(log_dir: Path) -> str | None:

@@ -36,16 +36,21 @@ def wait_until_ready(
     *,
     probe_topic: bool = False,
     check: Callable[[], None] | None = None,
+    brokers: int = 1,
 ) -> None:
     """Block until ``bootstrap`` (``host:port[,host:port...]``) serves metadata requests.
 
-    ``probe_topic`` also creates and deletes a throw-away topic (only for brokers we own).
+    ``brokers``: how many brokers the metadata must list (every node of a cluster).
+    ``probe_topic`` also creates and deletes a throw-away topic (only for brokers we own),
+    replicated on ``brokers`` of them.
     ``check`` runs between attempts and may raise to abort early (e.g. process died).
     Raises :class:`BrokerError` after ``timeout`` seconds. Safe to call while an event loop
     runs in this thread (the wait then runs in a helper thread and blocks this one).
     """
     _run_blocking(
-        lambda: wait_until_ready_async(bootstrap, timeout, probe_topic=probe_topic, check=check)
+        lambda: wait_until_ready_async(
+            bootstrap, timeout, probe_topic=probe_topic, check=check, brokers=brokers
+        )
     )
 
 
@@ -55,6 +60,7 @@ async def wait_until_ready_async(
     *,
     probe_topic: bool = False,
     check: Callable[[], None] | None = None,
+    brokers: int = 1,
 ) -> None:
     """Async form of :func:`wait_until_ready` (``within`` is its ``timeout``)."""
     split_bootstrap(bootstrap)  # a typo fails now, not after the timeout
@@ -70,7 +76,7 @@ async def wait_until_ready_async(
             )
         try:
             await asyncio.wait_for(
-                _probe(bootstrap, probe_topic), min(remaining, ATTEMPT_TIMEOUT_S)
+                _probe(bootstrap, probe_topic, brokers), min(remaining, ATTEMPT_TIMEOUT_S)
             )
             return
         except TimeoutError:
@@ -106,25 +112,28 @@ async def _tcp_reachable(bootstrap: str) -> None:
     raise _NotReady("; ".join(errors))
 
 
-async def _probe(bootstrap: str, probe_topic: bool) -> None:
+async def _probe(bootstrap: str, probe_topic: bool, brokers: int = 1) -> None:
     await _tcp_reachable(bootstrap)
     admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=10_000)
     try:
         await admin.start()
         cluster: dict[str, Any] = await admin.describe_cluster()
-        if not cluster.get("brokers"):
-            raise _NotReady("metadata lists no brokers yet")
+        listed = len(cluster.get("brokers") or ())
+        if listed < max(1, brokers):
+            raise _NotReady(f"metadata lists {listed} of {brokers} brokers yet")
         if cluster.get("controller_id", -1) < 0:
             raise _NotReady("metadata names no controller yet")
         if probe_topic:
-            await _create_and_delete_topic(admin)
+            await _create_and_delete_topic(admin, max(1, brokers))
     finally:
         await admin.close()
 
 
-async def _create_and_delete_topic(admin: AIOKafkaAdminClient) -> None:
+async def _create_and_delete_topic(admin: AIOKafkaAdminClient, replication: int = 1) -> None:
     name = f"waybill-watch-ready-{uuid.uuid4().hex}"
-    created = await admin.create_topics([NewTopic(name, num_partitions=1, replication_factor=1)])
+    created = await admin.create_topics(
+        [NewTopic(name, num_partitions=1, replication_factor=replication)]
+    )
     for topic, code, *rest in created.topic_errors:
         if code != 0:
             raise _NotReady(f"creating probe topic {topic} failed: error {code} {rest}")

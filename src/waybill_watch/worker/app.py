@@ -15,9 +15,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import threading
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from aiohttp import web
@@ -71,6 +74,61 @@ class Worker:
     publisher: RawPublisher
 
 
+#: The worker instance's id, kept in its data dir (next to the RocksDB state of its group).
+INSTANCE_FILE = "instance-id"
+
+
+def producer_config(settings: Settings, group: str) -> dict[str, Any]:
+    """librdkafka settings of the worker's producer beyond quix-streams' own.
+
+    Under exactly-once the ``transactional.id`` is ``<group>-<instance id>`` and survives
+    restarts (as Kafka Streams keeps its process id in its state dir). quix-streams would pick a
+    random one per process: then the transaction a crashed worker left open is not fenced by
+    its restart but runs until ``transaction.timeout.ms`` (60 s), and until then no
+    ``read_committed`` consumer, the restarted worker's own included, reads past it on any
+    partition it wrote to (internal topics, changelogs, outputs). With the same id the restart's
+    ``InitProducerId`` aborts it at once. Workers must not share a data dir (they would fence
+    each other); they cannot anyway, their RocksDB state would collide.
+    """
+    config: dict[str, Any] = {"linger.ms": 5}
+    if settings.processing_guarantee == "exactly-once":
+        config["transactional.id"] = f"{group}-{instance_id(settings.data_dir)}"
+    return config
+
+
+def instance_id(data_dir: Path) -> str:
+    """The id in ``<data_dir>/instance-id``, created on first use (an empty file counts as
+    none: a crash between creating and writing it)."""
+    path = data_dir / INSTANCE_FILE
+    try:
+        existing = path.read_text(encoding="ascii").strip()
+    except FileNotFoundError:
+        existing = ""
+    if existing:
+        return existing
+    data_dir.mkdir(parents=True, exist_ok=True)
+    fresh = uuid.uuid4().hex
+    tmp = path.with_name(f".{INSTANCE_FILE}.{os.getpid()}")
+    tmp.write_text(fresh + "\n", encoding="ascii")
+    tmp.replace(path)
+    return fresh
+
+
+def consumer_config(settings: Settings) -> dict[str, Any]:
+    """librdkafka settings of the worker's consumer beyond quix-streams' own.
+
+    The session timeout bounds how long a crashed worker's partitions stay with it: its
+    restart cannot join the group before that (librdkafka's 45 s unless configured). The
+    heartbeat stays at most a third of it, as Kafka recommends.
+    """
+    session_ms = max(1, round(settings.session_timeout_seconds * 1000))
+    return {
+        "fetch.wait.max.ms": 100,
+        "session.timeout.ms": session_ms,
+        "heartbeat.interval.ms": max(1, min(3000, session_ms // 3)),
+    }
+
+
 def create_worker(settings: Settings, metrics: Metrics | None = None) -> Worker:
     """Build the quix-streams app for ``settings`` (topics must exist: ``ensure_topics``)."""
     metrics = metrics or default_metrics()
@@ -84,8 +142,8 @@ def create_worker(settings: Settings, metrics: Metrics | None = None) -> Worker:
         commit_interval=settings.commit_interval_seconds,
         state_dir=str(settings.data_dir),
         loglevel=None,
-        producer_extra_config={"linger.ms": 5},
-        consumer_extra_config={"fetch.wait.max.ms": 100},
+        producer_extra_config=producer_config(settings, group),
+        consumer_extra_config=consumer_config(settings),
     )
     topics = {name: app.topic(name, **BYTES) for name in names.all()}  # type: ignore[arg-type]
     context = app._processing_context

@@ -30,6 +30,15 @@ S = TypeVar("S")
 
 _DUE = struct.Struct(">q")
 _NO_DUE = -(2**63)
+#: First byte of every state value (layout version 1: tag, 8-byte due, state). Without it a
+#: value would start with an 8-byte big-endian epoch-ms (the due time), which is exactly
+#: quix-streams' TTL value stamp (``state/rocksdb/ttl_codec.py``): a store left carrying TTL
+#: migration bookkeeping (a crash after a changelog restore leaves ``__ttl_backfill_pending__``)
+#: is then either flipped into TTL mode at open, when every sampled value looks stamped, and
+#: every read loses its due prefix, or it stays legacy and a read whose due is ahead of the
+#: wall clock raises ``StateMigrationError``, stopping the worker on every restart. After the
+#: tag the first eight bytes are at least 2**56, never a plausible stamp.
+_LAYOUT_V1 = b"\x01"
 
 STATE_PREFIX = b"s"
 INDEX_PREFIX = b"d"
@@ -64,7 +73,7 @@ class TransactionKv:
 
 
 class TransactionStore(Generic[S]):
-    """``StateStore``: 8-byte due time + the state's bytes, per key."""
+    """``StateStore``: a layout tag, the 8-byte due time and the state's bytes, per key."""
 
     __slots__ = ("dump", "load_state", "tx")
 
@@ -79,12 +88,14 @@ class TransactionStore(Generic[S]):
         raw = self.tx.get_bytes(key.encode(), STATE_PREFIX)
         if raw is None:
             return None
-        (due,) = _DUE.unpack_from(raw)
-        return (None if due == _NO_DUE else due), self.load_state(raw[_DUE.size :])
+        # Untagged values (written before the tag) start with the due: 0x00, or 0x80 for none.
+        start = 1 if raw[:1] == _LAYOUT_V1 else 0
+        (due,) = _DUE.unpack_from(raw, start)
+        return (None if due == _NO_DUE else due), self.load_state(raw[start + _DUE.size :])
 
     def save(self, key: str, due_ms: int | None, state: S) -> None:
         due = _DUE.pack(_NO_DUE if due_ms is None else due_ms)
-        self.tx.set_bytes(key.encode(), due + self.dump(state), STATE_PREFIX)
+        self.tx.set_bytes(key.encode(), _LAYOUT_V1 + due + self.dump(state), STATE_PREFIX)
 
     def delete(self, key: str) -> None:
         self.tx.delete(key.encode(), STATE_PREFIX)

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
-from aiokafka.errors import TopicAlreadyExistsError
+from aiokafka.errors import KafkaError, TopicAlreadyExistsError
 
 from waybill_watch.settings import Settings
 
@@ -67,46 +67,72 @@ class TopicLayoutError(RuntimeError):
     """An existing topic has a partition count that breaks co-partitioning."""
 
 
-async def ensure_topics(settings: Settings, names: TopicNames | None = None) -> TopicNames:
-    """Create missing topics; fail clearly when co-partitioned topics disagree."""
+#: How long topic preparation retries errors Kafka calls retriable once a broker answered.
+RETRY_WITHIN_S = 45.0
+RETRY_PAUSE_S = 0.5
+
+
+async def ensure_topics(
+    settings: Settings, names: TopicNames | None = None, *, retry_within: float = RETRY_WITHIN_S
+) -> TopicNames:
+    """Create missing topics; fail clearly when co-partitioned topics disagree.
+
+    No broker answering at all fails at once. Once one did, retriable errors are retried for
+    ``retry_within`` seconds: in a cluster that just lost a broker the metadata still names
+    it (as controller, as leader) until the controller fences it, and requests routed there
+    fail with e.g. ``NodeNotReadyError`` although the cluster serves again seconds later.
+    """
     names = names or TopicNames.from_settings(settings)
     admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap_servers)
     await admin.start()
     try:
-        existing = set(await admin.list_topics())
-        missing = [n for n in names.all() if n not in existing]
-        if missing:
-            raw_partitions = settings.raw_topic_partitions()
-            new = [
-                NewTopic(
-                    n,
-                    raw_partitions if n == names.raw else settings.partitions,
-                    settings.replication_factor,
-                )
-                for n in missing
-            ]
-            with contextlib.suppress(TopicAlreadyExistsError):  # another worker won the race
-                await admin.create_topics(new)
-            log.info("created topics %s with %d partitions", missing, settings.partitions)
-        described = await _wait_for_leaders(admin, list(names.all()), timeout=30.0)
-        counts = {d["topic"]: len(d["partitions"]) for d in described}
-        keyed = {t: counts[t] for t in names.keyed_by_waybill() if t in counts}
-        if len(set(keyed.values())) > 1:
-            raise TopicLayoutError(
-                f"topics keyed by waybill must have the same partition count, got {keyed}"
-            )
-        if settings.clock == "stream" and counts.get(names.raw, 1) != 1:
-            raise TopicLayoutError(
-                f"WAYBILL_WATCH_CLOCK=stream needs {names.raw} with exactly one partition (it "
-                f"has {counts[names.raw]}): the stream clock follows received_at in the order "
-                "envelopes are read, and several partitions are read in an arbitrary "
-                "interleaving, which would fire deadlines early. Use a topic prefix with a "
-                "fresh one-partition tracking.raw (WAYBILL_WATCH_RAW_PARTITIONS=1), or "
-                "backtest the capture with `waybill-watch replay`."
-            )
+        deadline = time.monotonic() + retry_within
+        while True:
+            try:
+                await _prepare(admin, settings, names)
+                return names
+            except KafkaError as exc:
+                if not exc.retriable or time.monotonic() + RETRY_PAUSE_S >= deadline:
+                    raise
+                log.warning("preparing topics failed (%s); retrying", exc)
+                await asyncio.sleep(RETRY_PAUSE_S)
     finally:
         await admin.close()
-    return names
+
+
+async def _prepare(admin: AIOKafkaAdminClient, settings: Settings, names: TopicNames) -> None:
+    """One attempt of ``ensure_topics`` on a started admin client."""
+    existing = set(await admin.list_topics())
+    missing = [n for n in names.all() if n not in existing]
+    if missing:
+        raw_partitions = settings.raw_topic_partitions()
+        new = [
+            NewTopic(
+                n,
+                raw_partitions if n == names.raw else settings.partitions,
+                settings.replication_factor,
+            )
+            for n in missing
+        ]
+        with contextlib.suppress(TopicAlreadyExistsError):  # another worker won the race
+            await admin.create_topics(new)
+        log.info("created topics %s with %d partitions", missing, settings.partitions)
+    described = await _wait_for_leaders(admin, list(names.all()), timeout=30.0)
+    counts = {d["topic"]: len(d["partitions"]) for d in described}
+    keyed = {t: counts[t] for t in names.keyed_by_waybill() if t in counts}
+    if len(set(keyed.values())) > 1:
+        raise TopicLayoutError(
+            f"topics keyed by waybill must have the same partition count, got {keyed}"
+        )
+    if settings.clock == "stream" and counts.get(names.raw, 1) != 1:
+        raise TopicLayoutError(
+            f"WAYBILL_WATCH_CLOCK=stream needs {names.raw} with exactly one partition (it "
+            f"has {counts[names.raw]}): the stream clock follows received_at in the order "
+            "envelopes are read, and several partitions are read in an arbitrary "
+            "interleaving, which would fire deadlines early. Use a topic prefix with a "
+            "fresh one-partition tracking.raw (WAYBILL_WATCH_RAW_PARTITIONS=1), or "
+            "backtest the capture with `waybill-watch replay`."
+        )
 
 
 async def _wait_for_leaders(
