@@ -103,6 +103,7 @@ def _worker(_: argparse.Namespace) -> int:
     settings = _start_settings("worker")
     if settings is None:
         return 2
+    _logging(settings.log_level)  # quix-streams logs through ours (loglevel=None)
 
     from waybill_watch.settings import error_detail
     from waybill_watch.worker.app import create_worker, serve_http
