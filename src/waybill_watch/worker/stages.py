@@ -21,7 +21,7 @@ import logging
 import time
 from collections.abc import Callable, Mapping
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar
 
 from pydantic import ValidationError
 
@@ -55,6 +55,8 @@ log = logging.getLogger(__name__)
 #: ``source_feed`` of updates built from records merchants produced to ``tracking.events``.
 EXTERNAL_EVENTS = "tracking.events"
 TICK_KEY = b"__tick__"
+#: Records merchants may produce straight to the contract topics.
+Direct = TypeVar("Direct", TrackingEvent, OrderEvent)
 #: ``produce(topic, key, value, partition)``: a record to one partition (ticks).
 ProduceTo = Callable[[str, bytes, bytes, int], None]
 
@@ -138,16 +140,8 @@ class NormalizeStage:
         self, value: bytes, key: bytes | None, headers: Any, partition: int, offset: int, ts: int
     ) -> None:
         """One record of ``tracking.events`` (those this app forwarded itself are skipped)."""
-        if _header(headers, ORIGIN_HEADER) == self.origin:
-            return
-        topic = self.names.events
-        try:
-            event = TrackingEvent.model_validate_json(value)
-        except ValidationError as exc:
-            self._reject(topic, value, None, "bad_tracking_event", _short(exc), key=key)
-            return
-        if key is not None and key != event.waybill.encode():
-            self._reject(topic, value, None, "wrong_key", "record key must be the waybill", key=key)
+        event = self._direct(TrackingEvent, self.names.events, value, key, headers)
+        if event is None:
             return
         scan = event.to_scan()
         src = f"events/{partition}"
@@ -165,22 +159,32 @@ class NormalizeStage:
         self, value: bytes, key: bytes | None, headers: Any, partition: int, offset: int, ts: int
     ) -> None:
         """One record of ``orders.events``: received when Kafka appended it (``ts``)."""
-        if _header(headers, ORIGIN_HEADER) == self.origin:
-            return
-        topic = self.names.orders
-        try:
-            order = OrderEvent.model_validate_json(value)
-        except ValidationError as exc:
-            self._reject(topic, value, None, "bad_order_event", _short(exc), key=key)
-            return
-        if key is not None and key != order.waybill.encode():
-            self._reject(topic, value, None, "wrong_key", "record key must be the waybill", key=key)
+        order = self._direct(OrderEvent, self.names.orders, value, key, headers)
+        if order is None:
             return
         src = f"orders/{partition}"
         self.progress.note(src, ts, offset)
         received_at = from_ms(ts, zone(self.timezone))
         record = codec.encode_order(order, received_at, src)
         self.send(self.names.updates, order.waybill.encode(), record, None)
+
+    def _direct(
+        self, model: type[Direct], topic: str, value: bytes, key: bytes | None, headers: Any
+    ) -> Direct | None:
+        """A record merchants produced straight to ``topic``, validated and keyed by its
+        waybill; None for one this app forwarded itself or one sent to the DLQ."""
+        if _header(headers, ORIGIN_HEADER) == self.origin:
+            return None
+        try:
+            record = model.model_validate_json(value)
+        except ValidationError as exc:
+            reason = "bad_tracking_event" if model is TrackingEvent else "bad_order_event"
+            self._reject(topic, value, None, reason, _short(exc), key=key)
+            return None
+        if key is not None and key != record.waybill.encode():
+            self._reject(topic, value, None, "wrong_key", "record key must be the waybill", key=key)
+            return None
+        return record
 
     def _reject(
         self,
