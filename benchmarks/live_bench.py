@@ -183,9 +183,10 @@ def _worker_run(
             cpu_done = sum(proc_cpu(w.proc.pid) for w in procs)
             broker_done = proc_cpu(broker_pid) if broker_pid else None
         finally:
-            for w in procs:
+            running = [w for w in procs if w.proc.poll() is None]  # an exited one is reaped
+            for w in running:
                 w.proc.send_signal(signal.SIGTERM)
-            for w in procs:
+            for w in running:
                 _reap(w.proc)
         wall, cpu, broker_start = started
         records = asyncio.run(_records_written(bootstrap, prefix, group))

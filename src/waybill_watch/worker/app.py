@@ -201,36 +201,30 @@ def create_worker(settings: Settings, metrics: Metrics | None = None) -> Worker:
         ctx = message_context()
         normalize.raw(value, ctx.partition, ctx.offset)
 
-    sources: dict[str, StreamingDataFrame] = {
-        names.raw: app.dataframe(topics[names.raw]).update(raw_step, metadata=True),
-        names.events: app.dataframe(topics[names.events]).update(
-            source(normalize.external_scan), metadata=True
-        ),
-        names.orders: app.dataframe(topics[names.orders]).update(
-            source(normalize.external_order), metadata=True
-        ),
-    }
-    for sdf in sources.values():
-        sdf.register_store()  # the ticker records each source's last mark there
+    app.dataframe(topics[names.raw]).update(raw_step, metadata=True)
+    app.dataframe(topics[names.events]).update(source(normalize.external_scan), metadata=True)
+    app.dataframe(topics[names.orders]).update(source(normalize.external_order), metadata=True)
+    waybill_stream = _keyed(app, topics[names.updates], waybills.handle)
 
-    streams = {topic: sdf.stream_id for topic, sdf in sources.items()}
-    streams[names.updates] = _keyed(app, topics[names.updates], waybills.handle)
-
-    def transaction(topic: str, partition: int) -> Transaction:
+    def transaction(partition: int) -> Transaction:
         return context.checkpoint.get_store_transaction(
-            stream_id=streams[topic], partition=partition
+            stream_id=waybill_stream, partition=partition
         )
 
-    def record_tick(topic: str, partition: int, value: bytes) -> None:
-        transaction(topic, partition).set_bytes(b"tick", value, b"m")
+    def record_tick(partition: int) -> None:
+        """Under exactly-once a checkpoint whose only records are ticks must still commit (an
+        empty one's transaction is aborted): a state write in a waybill partition makes it
+        non-empty. The source stages have no store of their own (a store per source stage
+        added changelog partitions that quix-streams 3.28.1 once handed to the data path)."""
+        transaction(partition).set_bytes(b"tick", b"1", b"m")
 
     _keyed(app, topics[names.signals], aggregates.handle)
 
     ticker = Ticker(
         context.consumer,
         produce_to,
-        record_tick,
-        lambda partition: clock_of(transaction(names.updates, partition)),
+        record_tick if settings.processing_guarantee == "exactly-once" else None,
+        lambda partition: clock_of(transaction(partition)),
         progress,
         names,
         metrics,

@@ -225,15 +225,15 @@ class Ticker:
       partition of the signals topic (the site/courier stage's sources).
 
     Both go through the checkpoint's producer after the records they vouch for, so they are
-    ordered with them. ``record(topic, partition, value)`` keeps the last tick in that stream's
-    store: a checkpoint whose only records are ticks then still commits (under exactly-once an
-    empty checkpoint's transaction is aborted)."""
+    ordered with them. ``record(partition)``, when given, writes to the state of an assigned
+    waybill partition, so that a checkpoint whose only records are ticks still commits (under
+    exactly-once an empty checkpoint's transaction is aborted)."""
 
     def __init__(
         self,
         consumer: Any,
         produce: ProduceTo,
-        record: Callable[[str, int, bytes], None],
+        record: Callable[[int], None] | None,
         clock_of: Callable[[int], int | None],
         progress: Progress,
         names: TopicNames,
@@ -264,7 +264,7 @@ class Ticker:
         self._last = wall
         marks: dict[str, tuple[int, bool]] = {}
         clocks: dict[str, tuple[int, bool]] = {}
-        owned: list[tuple[str, int]] = []
+        waybill_partitions: list[int] = []
         assignment = self.consumer.assignment()  # not cheap: once a tick, never per record
         self.metrics.partitions_assigned.set(
             sum(1 for tp in assignment if tp.topic == self.names.updates)
@@ -276,21 +276,20 @@ class Ticker:
                 mark = self._mark(tp, src)
                 if mark is not None:
                     marks[src] = mark
-                    owned.append((tp.topic, tp.partition))
             elif tp.topic == self.names.updates:
+                waybill_partitions.append(tp.partition)
                 src = f"w/{tp.partition}"
                 clock = self.clock_of(tp.partition)
                 if clock is not None and clock != self._sent.get(src):
                     clocks[src] = (clock, False)
-                    owned.append((tp.topic, tp.partition))
         for topic, targets in ((self.names.updates, marks), (self.names.signals, clocks)):
             if not targets:
                 continue
             value = codec.encode_tick(targets)
             for partition in range(self.partitions):
                 self.produce(topic, TICK_KEY, value, partition)
-        for topic, partition in owned:
-            self.record(topic, partition, b"tick")
+        if self.record is not None and (marks or clocks) and waybill_partitions:
+            self.record(waybill_partitions[0])
         self._sent.update({src: mark[0] for src, mark in clocks.items()})
 
     def _mark(self, tp: Any, src: str) -> tuple[int, bool] | None:
