@@ -27,7 +27,7 @@ from waybill_watch.domain.clock import to_ms
 from waybill_watch.domain.engine import WaybillEngine
 from waybill_watch.domain.signals import Signal
 from waybill_watch.domain.state import WaybillState
-from waybill_watch.domain.types import Scan, WaybillUpdate
+from waybill_watch.domain.types import PendingUpdate, Scan, WaybillUpdate
 from waybill_watch.models.anomaly import AnomalyEvent
 from waybill_watch.models.order import OrderEvent
 
@@ -179,11 +179,14 @@ class KeyedRunner(Generic[S, I_contra]):
 
 # -- the two stages --------------------------------------------------------------------------
 
-WaybillInput = WaybillUpdate | OrderEvent
+WaybillInput = WaybillUpdate | PendingUpdate | OrderEvent
 
 
 class WaybillHandler:
-    """Waybill stage: updates (pushes, canonical scans) and merchant order events."""
+    """Waybill stage: updates (pushes, canonical scans) and merchant order events.
+
+    A ``PendingUpdate`` is realised against the state just loaded, so only the scans the
+    waybill lacks are built (``DraftError`` propagates: nothing of this input is applied)."""
 
     def __init__(self, engine: WaybillEngine) -> None:
         self.engine = engine
@@ -191,6 +194,8 @@ class WaybillHandler:
     def on_input(
         self, state: WaybillState | None, item: WaybillInput, now: datetime
     ) -> Step[WaybillState]:
+        if isinstance(item, PendingUpdate):
+            item = item.realise(state.known_ids() if state is not None else None)
         if isinstance(item, WaybillUpdate):
             return self.engine.on_update(state, item, now)
         return self.engine.on_order(state, item, now)

@@ -6,9 +6,11 @@ millions of them, and validation already happened at the edge (feed parsers / wi
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
+from typing import Any
 
 
 class Status(StrEnum):
@@ -97,3 +99,57 @@ class WaybillUpdate:
     scans: list[Scan] = field(default_factory=list)
     alerts: list[CourierAlert] = field(default_factory=list)
     merchant: str | None = None
+
+
+#: Turns a feed's draft of one trace (or a scan's wire form) into its canonical scan.
+ScanBuilder = Callable[[Any], Scan]
+
+
+class DraftError(Exception):
+    """A draft of a pending update could not be built into a scan (a feed bug, never input
+    the feed accepted: the draft was read from input that passed the feed's checks)."""
+
+
+@dataclass(slots=True)
+class PendingUpdate:
+    """One waybill's part of a push whose scans are not built yet: their ids first.
+
+    ``entries`` maps each distinct ``event_id`` (push order, the first occurrence wins) to its
+    ``Scan`` or to a draft that ``builder`` turns into one. Building a scan (text rules,
+    status, masking, or decoding its wire form) costs far more than its id, and a whole-trace
+    push mostly re-sends scans the waybill already has: ``realise(known)`` builds only the
+    others. The resulting update gives ``WaybillEngine.on_update`` the same outcome, since it
+    drops known ids anyway; the keyed runner's waybill handler realises it against the state
+    it loaded, so the worker builds only the new scans of each push.
+    """
+
+    update: WaybillUpdate
+    entries: dict[str, Any]
+    builder: ScanBuilder | None = None
+
+    @property
+    def scan_count(self) -> int:
+        """How many distinct scans the push carries for this waybill (``len(update.scans)``)."""
+        return len(self.entries)
+
+    def realise(self, known: Callable[[str], bool] | None = None) -> WaybillUpdate:
+        """The update with its scans built (all, or those ``known`` does not recognise);
+        ``DraftError`` when the builder fails."""
+        builder = self.builder
+        scans: list[Scan] = []
+        try:
+            for event_id, entry in self.entries.items():
+                if known is not None and known(event_id):
+                    continue
+                scans.append(
+                    entry if builder is None or isinstance(entry, Scan) else builder(entry)
+                )
+        except Exception as exc:
+            raise DraftError(f"scan builder failed ({type(exc).__name__}: {exc})") from exc
+        scans.sort(key=_scan_time)  # stable: filtering then sorting keeps the full order
+        self.update.scans = scans
+        return self.update
+
+
+def _scan_time(scan: Scan) -> datetime:
+    return scan.event_time

@@ -2,8 +2,8 @@
 
 HTTP ingest calls ``verify`` then ``parse`` (to answer 400 on malformed bodies before anything
 is written), writes the capture envelope to ``tracking.raw`` and answers with ``acknowledge``.
-The normaliser and ``replay`` call ``parse`` on envelopes. No module here knows about Kafka,
-Faust or aiohttp.
+The normaliser and ``replay`` call ``parse`` (or a ``DraftFeed``'s ``parse_pending``) on
+envelopes. No module here knows about Kafka, the stream engine or aiohttp.
 """
 
 from __future__ import annotations
@@ -11,11 +11,14 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import ClassVar, Protocol
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
-from waybill_watch.domain.types import WaybillUpdate
+from waybill_watch.domain.types import Scan, WaybillUpdate
 from waybill_watch.models.envelope import CaptureEnvelope
 from waybill_watch.models.order import OrderEvent
+
+if TYPE_CHECKING:
+    from waybill_watch.feeds.scans import PendingParse
 
 
 class FeedError(Exception):
@@ -119,3 +122,36 @@ class Feed(Protocol):
     def acknowledge(self, error: FeedError | None, now: datetime) -> Acknowledgement:
         """The answer for an accepted request (``error`` None) or a refused one."""
         ...
+
+
+class DraftFeed(Feed, Protocol):
+    """A feed of whole-trace pushes that can hand out its scans unbuilt (``PendingUpdate``).
+
+    The worker's normaliser sends each trace's draft in a compact wire form and the waybill
+    stage builds only the scans the waybill's state lacks (most of a whole-trace push is
+    repeated). ``scan_from_draft(draft_to_wire(d), ...)`` equals the scan the feed's own
+    builder makes from ``d``.
+    """
+
+    def parse_pending(self, envelope: CaptureEnvelope) -> PendingParse:
+        """``parse`` with each update's scans left as drafts."""
+        ...
+
+    def draft_to_wire(self, draft: Any) -> list[Any]:
+        """A draft as JSON-ready data; its first element is the scan's ``event_id``."""
+        ...
+
+    def scan_from_draft(
+        self, wire: list[Any], waybill: str, courier: str, received_at: datetime
+    ) -> Scan:
+        """The canonical scan of a draft in wire form (of this waybill's update)."""
+        ...
+
+
+def draft_feeds(feeds: Mapping[str, Feed]) -> dict[str, DraftFeed]:
+    """The feeds among ``feeds`` that offer drafts (``DraftFeed``)."""
+    return {
+        name: feed  # type: ignore[misc]
+        for name, feed in feeds.items()
+        if all(hasattr(feed, m) for m in ("parse_pending", "draft_to_wire", "scan_from_draft"))
+    }

@@ -179,6 +179,28 @@ class KdniaoFeed:
         result.updates = ctx.updates.pending()
         return result
 
+    def draft_to_wire(self, draft: _Draft) -> list[Any]:
+        """``[event_id, AcceptTime, AcceptStation, Action, Location, State]`` (``DraftFeed``):
+        the trace's own texts, so the scan built from it is the one ``parse`` builds."""
+        _, text, raw, _, _, state, _, event_id = draft
+        return [
+            event_id,
+            as_text(raw.get("AcceptTime")),
+            text,
+            as_text(raw.get("Action")),
+            as_text(raw.get("Location")),
+            state,
+        ]
+
+    def scan_from_draft(
+        self, wire: list[Any], waybill: str, courier: str, received_at: datetime
+    ) -> Scan:
+        """The scan of a draft in ``draft_to_wire`` form (``DraftFeed``)."""
+        event_id, time_text, text, action, location, state = wire
+        when = event_time(time_text, self.config.timezone)
+        raw = {"Action": action, "Location": location}
+        return _build_scan((when, text, raw, waybill, courier, state, received_at, event_id))
+
     # --- acknowledge ----------------------------------------------------------------------
     def acknowledge(self, error: FeedError | None, now: datetime) -> Acknowledgement:
         """``{"EBusinessID","UpdateTime","Success","Reason"}``; refusals keep the error's status."""

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, NamedTuple
@@ -11,7 +10,9 @@ from waybill_watch.domain.ids import scan_event_id
 from waybill_watch.domain.types import (
     CourierAlert,
     CourierAlertKind,
+    PendingUpdate,
     Scan,
+    ScanBuilder,
     SignType,
     Status,
     WaybillUpdate,
@@ -85,43 +86,6 @@ def latest_position(times: list[datetime]) -> int:
         if best < 0 or at >= times[best]:
             best = position
     return best
-
-
-#: Turns a feed's draft of one trace into its canonical scan.
-ScanBuilder = Callable[[Any], Scan]
-
-
-@dataclass(slots=True)
-class PendingUpdate:
-    """One waybill's part of a push whose scans are not built yet: their ids first.
-
-    ``entries`` maps each distinct ``event_id`` (push order, the first occurrence wins) to its
-    ``Scan`` or to a feed draft that ``builder`` turns into one. Building a scan (text rules,
-    status, masking) costs far more than its id, and a whole-trace push mostly re-sends scans
-    the waybill already has: ``realise(known)`` builds only the others. The resulting update
-    gives ``WaybillEngine.on_update`` the same outcome, since it drops known ids anyway.
-    """
-
-    update: WaybillUpdate
-    entries: dict[str, Any]
-    builder: ScanBuilder | None = None
-
-    @property
-    def scan_count(self) -> int:
-        """How many distinct scans the push carries for this waybill (``len(update.scans)``)."""
-        return len(self.entries)
-
-    def realise(self, known: Callable[[str], bool] | None = None) -> WaybillUpdate:
-        """The update with its scans built (all, or those ``known`` does not recognise)."""
-        builder = self.builder
-        scans: list[Scan] = []
-        for event_id, entry in self.entries.items():
-            if known is not None and known(event_id):
-                continue
-            scans.append(entry if builder is None or isinstance(entry, Scan) else builder(entry))
-        scans.sort(key=_scan_time)  # stable: filtering then sorting keeps the full order
-        self.update.scans = scans
-        return self.update
 
 
 @dataclass(slots=True)
@@ -206,7 +170,3 @@ class Updates:
     def build(self) -> list[WaybillUpdate]:
         """The updates that say something (scans or alerts), scans sorted by event time."""
         return [pending.realise() for pending in self.pending()]
-
-
-def _scan_time(scan: Scan) -> datetime:
-    return scan.event_time

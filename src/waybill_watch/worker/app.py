@@ -182,6 +182,8 @@ def create_worker(settings: Settings, metrics: Metrics | None = None) -> Worker:
         effects,
         metrics,
         timezone=settings.default_timezone,
+        feeds=feeds,
+        topic=names.updates,
     )
     aggregates = AggregateStage(
         AggregateRunner(AggregateHandler(AggregateEngines(settings.detection))),

@@ -8,12 +8,19 @@ process family writes these topics, so decoding is the trusted fast path.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
 from datetime import datetime
 from typing import Any
 
 from waybill_watch import jsonio
 from waybill_watch.domain.signals import Signal
-from waybill_watch.domain.types import CourierAlert, CourierAlertKind, WaybillUpdate
+from waybill_watch.domain.types import (
+    CourierAlert,
+    CourierAlertKind,
+    PendingUpdate,
+    Scan,
+    WaybillUpdate,
+)
 from waybill_watch.models.order import OrderEvent
 from waybill_watch.models.tracking import scan_from_wire, scan_to_wire
 from waybill_watch.timefmt import format_rfc3339, parse_rfc3339
@@ -24,8 +31,12 @@ SIGNAL = "signal"
 ORDER = "order"
 
 
+#: ``(draft in wire form, waybill, courier, received_at) -> Scan`` of one draft feed.
+DraftBuilder = Callable[[list[Any], str, str, datetime], Scan]
+
+
 def encode_update(update: WaybillUpdate, src: str) -> bytes:
-    """One waybill's part of one push."""
+    """One waybill's part of one push, its scans built."""
     return jsonio.dumps(
         {
             "kind": UPDATE,
@@ -36,6 +47,31 @@ def encode_update(update: WaybillUpdate, src: str) -> bytes:
             "source_feed": update.source_feed,
             "merchant": update.merchant,
             "scans": [scan_to_wire(s) for s in update.scans],
+            "alerts": [_alert_to_wire(a) for a in update.alerts],
+        }
+    )
+
+
+def encode_pending(
+    pending: PendingUpdate, src: str, draft_to_wire: Callable[[Any], list[Any]]
+) -> bytes:
+    """One waybill's part of one push, its scans unbuilt: ``entries`` holds, in push order,
+    each scan's wire form (an object) or its feed's draft (an array led by its ``event_id``),
+    so the waybill stage decodes and builds only the scans its state lacks."""
+    update = pending.update
+    return jsonio.dumps(
+        {
+            "kind": UPDATE,
+            "src": src,
+            "waybill": update.waybill,
+            "courier": update.courier,
+            "received_at": format_rfc3339(update.received_at),
+            "source_feed": update.source_feed,
+            "merchant": update.merchant,
+            "entries": [
+                scan_to_wire(e) if isinstance(e, Scan) else draft_to_wire(e)
+                for e in pending.entries.values()
+            ],
             "alerts": [_alert_to_wire(a) for a in update.alerts],
         }
     )
@@ -69,9 +105,10 @@ def encode_signal(signal: Signal, now: datetime, src: str) -> bytes:
     )
 
 
-def decode(data: bytes) -> tuple[str, str, Any]:
-    """``(kind, src, payload)``: ``update`` → WaybillUpdate, ``order`` → (OrderEvent,
-    received_at), ``tick`` → {source: [mark_ms, idle]}, ``signal`` → (Signal, now)."""
+def decode(data: bytes, drafts: Mapping[str, DraftBuilder] | None = None) -> tuple[str, str, Any]:
+    """``(kind, src, payload)``: ``update`` → PendingUpdate (scans unbuilt: ``realise``),
+    ``order`` → (OrderEvent, received_at), ``tick`` → {source: [mark_ms, idle]}, ``signal`` →
+    (Signal, now). ``drafts`` builds the drafts of each draft feed."""
     doc = jsonio.loads(data)
     kind = doc.get("kind")
     src = doc.get("src", "")
@@ -83,20 +120,35 @@ def decode(data: bytes) -> tuple[str, str, Any]:
     if kind == SIGNAL:
         return SIGNAL, src, (Signal.from_dict(doc["signal"]), parse_rfc3339(doc["now"]))
     if kind == UPDATE:
-        return (
-            UPDATE,
-            src,
-            WaybillUpdate(
-                waybill=doc["waybill"],
-                courier=doc["courier"],
-                received_at=parse_rfc3339(doc["received_at"]),
-                source_feed=doc["source_feed"],
-                merchant=doc.get("merchant"),
-                scans=[scan_from_wire(s) for s in doc["scans"]],
-                alerts=[_alert_from_wire(a) for a in doc["alerts"]],
-            ),
+        update = WaybillUpdate(
+            waybill=doc["waybill"],
+            courier=doc["courier"],
+            received_at=parse_rfc3339(doc["received_at"]),
+            source_feed=doc["source_feed"],
+            merchant=doc.get("merchant"),
+            alerts=[_alert_from_wire(a) for a in doc["alerts"]],
         )
+        entries: dict[str, Any] = {}
+        for entry in doc.get("entries") or doc.get("scans") or ():
+            event_id = entry["event_id"] if type(entry) is dict else entry[0]
+            entries.setdefault(event_id, entry)
+        builder = drafts.get(update.source_feed) if drafts is not None else None
+        return UPDATE, src, PendingUpdate(update, entries, _builder(update, builder))
     raise ValueError(f"unknown internal message kind {kind!r}")
+
+
+def _builder(update: WaybillUpdate, drafts: DraftBuilder | None) -> Callable[[Any], Scan]:
+    """Builds one entry of ``update``: a scan's wire form, or a draft of its feed."""
+    waybill, courier, received_at = update.waybill, update.courier, update.received_at
+
+    def build(entry: Any) -> Scan:
+        if type(entry) is dict:
+            return scan_from_wire(entry)
+        if drafts is None:
+            raise ValueError(f"no draft builder for feed {update.source_feed!r}")
+        return drafts(entry, waybill, courier, received_at)
+
+    return build
 
 
 def _alert_to_wire(alert: CourierAlert) -> dict[str, Any]:

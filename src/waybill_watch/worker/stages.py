@@ -30,8 +30,8 @@ from waybill_watch.domain.clock import Watermark, from_ms, to_ms
 from waybill_watch.domain.deadlines import BucketDeadlineIndex
 from waybill_watch.domain.runner import AggregateRunner, Ports, WaybillRunner
 from waybill_watch.domain.state import WaybillState
-from waybill_watch.domain.types import WaybillUpdate
-from waybill_watch.feeds.base import Feed, FeedError
+from waybill_watch.domain.types import DraftError, PendingUpdate, WaybillUpdate
+from waybill_watch.feeds.base import Feed, FeedError, draft_feeds
 from waybill_watch.masking import mask_text
 from waybill_watch.metrics import Metrics
 from waybill_watch.models.envelope import CaptureEnvelope
@@ -103,9 +103,12 @@ class NormalizeStage:
         self.timezone = timezone
         self.origin = origin
         self.origin_headers = {ORIGIN_HEADER: origin}
+        self.drafts = draft_feeds(feeds)
 
     def raw(self, value: bytes, partition: int, offset: int) -> None:
-        """One ``tracking.raw`` record."""
+        """One ``tracking.raw`` record: one record per waybill to the updates topic. A draft
+        feed's updates go with their scans unbuilt (``encode_pending``): the waybill stage
+        builds only those its state lacks."""
         src = f"raw/{partition}"
         try:
             envelope = CaptureEnvelope.model_validate_json(value)
@@ -115,8 +118,9 @@ class NormalizeStage:
         received_ms = to_ms(envelope.received_at)
         self.progress.note(src, received_ms, offset)
         feed = self.feeds[envelope.feed]
+        drafts = self.drafts.get(envelope.feed)
         try:
-            result = feed.parse(envelope)
+            result = feed.parse(envelope) if drafts is None else drafts.parse_pending(envelope)
         except FeedError as error:
             self._reject(self.names.raw, value, envelope.feed, error.reason, error.message)
             return
@@ -126,8 +130,13 @@ class NormalizeStage:
             return
         updates = self.names.updates
         for update in result.updates:
-            self.send(updates, update.waybill.encode(), codec.encode_update(update, src), None)
-        for order in result.orders:
+            if isinstance(update, PendingUpdate):
+                assert drafts is not None
+                record = codec.encode_pending(update, src, drafts.draft_to_wire)
+                self.send(updates, update.update.waybill.encode(), record, None)
+            else:
+                self.send(updates, update.waybill.encode(), codec.encode_update(update, src), None)
+        for order in getattr(result, "orders", ()):
             key = order.waybill.encode()
             self.send(updates, key, codec.encode_order(order, envelope.received_at, src), None)
             self.send(self.names.orders, key, jsonio.dumps(order), self.origin_headers)
@@ -363,21 +372,27 @@ class WaybillStage:
         metrics: Metrics,
         *,
         timezone: str,
+        feeds: Mapping[str, Feed],
+        topic: str,
     ) -> None:
         self.runner = runner
         self.effects = effects
         self.metrics = metrics
         self.tz = zone(timezone)
+        self.topic = topic
+        self.drafts: dict[str, codec.DraftBuilder] = {
+            name: feed.scan_from_draft for name, feed in draft_feeds(feeds).items()
+        }
 
     def handle(self, tx: Transaction, partition: int, value: bytes) -> None:
-        kind, src, payload = codec.decode(value)
+        kind, src, payload = codec.decode(value, self.drafts)
         before, watermark = _watermark(tx)
         if kind == codec.TICK:
             changed = False
             for source, (ms, idle) in payload.items():
                 changed = watermark.observe(source, ms, idle) or changed
         elif kind == codec.UPDATE:
-            changed = watermark.observe(src, to_ms(payload.received_at))
+            changed = watermark.observe(src, to_ms(payload.update.received_at))
         else:
             changed = watermark.observe(src, to_ms(payload[1]))
         now_ms = watermark.advance(before)
@@ -399,15 +414,29 @@ class WaybillStage:
         # The input is applied at its own receipt time when the clock (the lowest mark of all
         # sources) is behind it, as replay does; other keys' deadlines wait for the clock.
         if kind == codec.UPDATE:
-            update: WaybillUpdate = payload
+            pending: PendingUpdate = payload
+            update = pending.update
             effects.forward = update.source_feed != EXTERNAL_EVENTS
             at = max(now, update.received_at)
-            step = self.runner.apply(ports, update.waybill, update, at, clock=now)
+            try:
+                step = self.runner.apply(ports, update.waybill, pending, at, clock=now)
+            except DraftError as exc:  # a feed bug: the record is kept, the stream goes on
+                log.error("update of %s not applied: %s", update.waybill, exc)
+                self.effects.outputs.dead_letter(
+                    source=self.topic,
+                    reason="parser_error",
+                    error=mask_text(str(exc)),
+                    payload=value,
+                    now=now,
+                    feed=update.source_feed,
+                    key=update.waybill.encode(),
+                )
+                return
             new = len(step.new_scans)
             counter = self.metrics.tracking_events_processed
             counter.labels(update.source_feed, "new").inc(new)
-            if len(update.scans) > new:
-                counter.labels(update.source_feed, "duplicate").inc(len(update.scans) - new)
+            if pending.scan_count > new:
+                counter.labels(update.source_feed, "duplicate").inc(pending.scan_count - new)
             return
         order: OrderEvent = payload[0]
         self.runner.apply(ports, order.waybill, order, max(now, payload[1]), clock=now)

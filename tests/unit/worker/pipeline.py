@@ -71,8 +71,9 @@ class Pipeline:
         outputs = Outputs(
             self.send, self.metrics, anomalies=self.names.anomalies, dlq=self.names.dlq
         )
+        feeds = build_feeds(settings)
         self.normalize = NormalizeStage(
-            build_feeds(settings),
+            feeds,
             self.send,
             outputs,
             self.metrics,
@@ -95,6 +96,8 @@ class Pipeline:
             effects,
             self.metrics,
             timezone=settings.default_timezone,
+            feeds=feeds,
+            topic=self.names.updates,
         )
         self.aggregates = AggregateStage(
             AggregateRunner(AggregateHandler(AggregateEngines(detection))),

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from collections import Counter
 from pathlib import Path
 
 import orjson
@@ -32,9 +33,14 @@ def capture(tmp_path_factory: pytest.TempPathFactory) -> list[bytes]:
 
 
 @pytest.fixture(scope="module")
-def replayed(capture: list[bytes]) -> set[Key]:
+def replay(capture: list[bytes]) -> Replay:
     replay = Replay(DetectionSettings(), build_feeds(Settings(allow_unsigned=True)))
     replay.run(capture)
+    return replay
+
+
+@pytest.fixture(scope="module")
+def replayed(replay: Replay) -> set[Key]:
     keys = {(e.anomaly_id, e.type, e.status) for e in replay.anomalies}
     assert {"feed_silence", "bulk_signing", "site_stall_spike"} <= {k[1] for k in keys}
     return keys
@@ -46,6 +52,7 @@ def replayed(capture: list[bytes]) -> set[Key]:
 )
 def test_stages_equal_replay_under_any_interleaving(
     capture: list[bytes],
+    replay: Replay,
     replayed: set[Key],
     partitions: int,
     seed: int,
@@ -63,6 +70,38 @@ def test_stages_equal_replay_under_any_interleaving(
     }
     assert live - replayed == set()
     assert replayed - live == set()
+    # Kdniao updates cross the updates topic unbuilt; the waybill stage builds only new scans:
+    # each is forwarded once, as replay counts them, and none is lost.
+    forwarded = [orjson.loads(v)["event_id"] for v in pipeline.out[pipeline.names.events]]
+    assert len(forwarded) == len(set(forwarded)) == replay.stats.new_scans
+    assert pipeline.out[pipeline.names.dlq] == []
+
+
+def test_an_update_whose_draft_cannot_be_built_goes_to_the_dlq(capture: list[bytes]) -> None:
+    """A feed bug in building a scan costs that waybill's update (dead-lettered with its
+    reason), never the stream: the other waybills' updates are applied."""
+    pipeline = Pipeline(partitions=1)
+    pipeline.raw(capture[:40])
+    (log,) = pipeline.logs[pipeline.names.updates]
+    broken = None
+    updates_of = Counter(orjson.loads(value).get("waybill") for _, value, _ in log)
+    for position, (key, value, headers) in enumerate(log):
+        doc = orjson.loads(value)
+        if doc.get("entries") and updates_of[doc["waybill"]] == 1:  # its only update
+            doc["entries"][0][1] = "not a time"  # the draft's AcceptTime
+            log[position] = (key, orjson.dumps(doc), headers)
+            broken = doc["waybill"]
+            break
+    assert broken is not None
+    pipeline.drain()
+    (dead,) = [orjson.loads(v) for v in pipeline.out[pipeline.names.dlq]]
+    assert dead["reason"] == "parser_error"
+    assert dead["source_topic"] == pipeline.names.updates
+    assert dead["key"] == broken
+    assert "scan builder failed" in dead["error"]
+    forwarded = {orjson.loads(v)["waybill"] for v in pipeline.out[pipeline.names.events]}
+    assert broken not in forwarded
+    assert len(forwarded) > 1
 
 
 def test_a_partition_waits_for_every_source_before_its_clock_moves() -> None:
