@@ -62,6 +62,10 @@ class StateStore(Protocol[S]):
         """``(due_ms, state)`` of ``key``, or None for a key never seen (or forgotten)."""
         ...
 
+    def due_ms(self, key: str) -> int | None:
+        """``key``'s due time without decoding its state (None: none, or no such key)."""
+        ...
+
     def save(self, key: str, due_ms: int | None, state: S) -> None:
         """Store ``key``'s state and due time."""
         ...
@@ -131,9 +135,12 @@ class KeyedRunner(Generic[S, I_contra]):
         limit, fired = to_ms(now), 0
         while keys := index.pop_due_ms(limit):
             for key in keys:
-                entry = store.load(key)
-                if entry is None or entry[0] is None or entry[0] > limit:
+                due = store.due_ms(key)
+                if due is None or due > limit:
                     continue  # stale: forgotten or re-scheduled since (lazy index)
+                entry = store.load(key)
+                if entry is None:
+                    continue
                 fired += 1
                 ports.effects.lifecycle("fired")
                 self._commit(ports, key, self.handler.on_due(entry[1], now), now)
@@ -249,6 +256,10 @@ class InMemoryStore(Generic[S]):
         if self.codec is not None and isinstance(state, bytes):
             return due, self.codec[1](state)
         return entry  # type: ignore[return-value]
+
+    def due_ms(self, key: str) -> int | None:
+        entry = self.entries.get(key)
+        return None if entry is None else entry[0]
 
     def save(self, key: str, due_ms: int | None, state: S) -> None:
         self.entries[key] = (due_ms, self.codec[0](state) if self.codec is not None else state)

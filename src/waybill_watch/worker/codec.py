@@ -13,6 +13,7 @@ from datetime import datetime
 from typing import Any
 
 from waybill_watch import jsonio
+from waybill_watch.domain.clock import to_ms
 from waybill_watch.domain.signals import Signal
 from waybill_watch.domain.types import (
     CourierAlert,
@@ -99,10 +100,30 @@ def encode_order(order: OrderEvent, received_at: datetime, src: str) -> bytes:
 
 
 def encode_signal(signal: Signal, now: datetime, src: str) -> bytes:
-    """A re-keyed fact with the sender's clock (a mark of its source)."""
+    """A re-keyed fact with the sender's clock (a mark of its source; ``ms``: the same as
+    epoch ms, which the receiver reads without decoding the rest)."""
     return jsonio.dumps(
-        {"kind": SIGNAL, "src": src, "now": format_rfc3339(now), "signal": signal.to_dict()}
+        {
+            "kind": SIGNAL,
+            "src": src,
+            "now": format_rfc3339(now),
+            "ms": to_ms(now),
+            "signal": signal.to_dict(),
+        }
     )
+
+
+def peek(data: bytes) -> tuple[str, str, Any]:
+    """``(kind, src, payload)`` without building objects: ``tick`` → its marks, ``signal`` →
+    the sender's clock in epoch ms; anything else → the record's document."""
+    doc = jsonio.loads(data)
+    kind = doc.get("kind")
+    if kind == TICK:
+        return TICK, doc.get("src", ""), doc["marks"]
+    if kind == SIGNAL:
+        ms = doc.get("ms")
+        return SIGNAL, doc["src"], ms if ms is not None else to_ms(parse_rfc3339(doc["now"]))
+    return kind, doc.get("src", ""), doc
 
 
 def decode(data: bytes, drafts: Mapping[str, DraftBuilder] | None = None) -> tuple[str, str, Any]:

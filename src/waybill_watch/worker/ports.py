@@ -93,6 +93,13 @@ class TransactionStore(Generic[S]):
         (due,) = _DUE.unpack_from(raw, start)
         return (None if due == _NO_DUE else due), self.load_state(raw[start + _DUE.size :])
 
+    def due_ms(self, key: str) -> int | None:
+        raw = self.tx.get_bytes(key.encode(), STATE_PREFIX)
+        if raw is None:
+            return None
+        (due,) = _DUE.unpack_from(raw, 1 if raw[:1] == _LAYOUT_V1 else 0)
+        return None if due == _NO_DUE else int(due)
+
     def save(self, key: str, due_ms: int | None, state: S) -> None:
         due = _DUE.pack(_NO_DUE if due_ms is None else due_ms)
         self.tx.set_bytes(key.encode(), _LAYOUT_V1 + due + self.dump(state), STATE_PREFIX)

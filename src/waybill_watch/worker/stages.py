@@ -18,6 +18,7 @@ per-source queues (in state) until the partition's clock reaches them and are ap
 from __future__ import annotations
 
 import logging
+import struct
 import time
 from collections.abc import Callable, Mapping
 from datetime import datetime
@@ -59,6 +60,23 @@ TICK_KEY = b"__tick__"
 Direct = TypeVar("Direct", TrackingEvent, OrderEvent)
 #: ``produce(topic, key, value, partition)``: a record to one partition (ticks).
 ProduceTo = Callable[[str, bytes, bytes, int], None]
+
+
+class Children:
+    """A labelled metric's children by label values, looked up once: ``labels()`` costs
+    microseconds per call, on every record (label values are bounded: feeds, partitions)."""
+
+    __slots__ = ("cache", "metric")
+
+    def __init__(self, metric: Any) -> None:
+        self.metric = metric
+        self.cache: dict[tuple[str, ...], Any] = {}
+
+    def __call__(self, *values: str) -> Any:
+        child = self.cache.get(values)
+        if child is None:
+            child = self.cache[values] = self.metric.labels(*values)
+        return child
 
 
 class Progress:
@@ -104,6 +122,7 @@ class NormalizeStage:
         self.origin = origin
         self.origin_headers = {ORIGIN_HEADER: origin}
         self.drafts = draft_feeds(feeds)
+        self.normalized = Children(metrics.envelopes_normalized)
 
     def raw(self, value: bytes, partition: int, offset: int) -> None:
         """One ``tracking.raw`` record: one record per waybill to the updates topic. A draft
@@ -143,7 +162,7 @@ class NormalizeStage:
         for part in result.rejected:
             self._reject(self.names.raw, value, envelope.feed, part.reason, part.error, False)
         outcome = "ignored" if result.ignored else ("partial" if result.rejected else "ok")
-        self.metrics.envelopes_normalized.labels(envelope.feed, outcome).inc()
+        self.normalized(envelope.feed, outcome).inc()
 
     def external_scan(
         self, value: bytes, key: bytes | None, headers: Any, partition: int, offset: int, ts: int
@@ -383,6 +402,8 @@ class WaybillStage:
         self.drafts: dict[str, codec.DraftBuilder] = {
             name: feed.scan_from_draft for name, feed in draft_feeds(feeds).items()
         }
+        self.clock_gauge = Children(metrics.clock_seconds)
+        self.processed = Children(metrics.tracking_events_processed)
 
     def handle(self, tx: Transaction, partition: int, value: bytes) -> None:
         kind, src, payload = codec.decode(value, self.drafts)
@@ -399,7 +420,7 @@ class WaybillStage:
         if changed:
             _save_watermark(tx, now_ms, watermark)
         if now_ms > before:
-            self.metrics.clock_seconds.labels(str(partition)).set(now_ms / 1000)
+            self.clock_gauge(str(partition)).set(now_ms / 1000)
         now = from_ms(now_ms, self.tz)
         effects = self.effects
         effects.src = f"w/{partition}"
@@ -433,10 +454,9 @@ class WaybillStage:
                 )
                 return
             new = len(step.new_scans)
-            counter = self.metrics.tracking_events_processed
-            counter.labels(update.source_feed, "new").inc(new)
+            self.processed(update.source_feed, "new").inc(new)
             if pending.scan_count > new:
-                counter.labels(update.source_feed, "duplicate").inc(pending.scan_count - new)
+                self.processed(update.source_feed, "duplicate").inc(pending.scan_count - new)
             return
         order: OrderEvent = payload[0]
         self.runner.apply(ports, order.waybill, order, max(now, payload[1]), clock=now)
@@ -455,16 +475,15 @@ class AggregateStage:
         self.tz = zone(timezone)
 
     def handle(self, tx: Transaction, partition: int, value: bytes) -> None:
-        kind, src, payload = codec.decode(value)
+        kind, src, payload = codec.peek(value)  # a signal is decoded once, when applied
         before, watermark = _watermark(tx, self.sources)
         queues = SignalQueues(TransactionKv(tx, b"q"))
         if kind == codec.TICK:
             for source, (ms, idle) in payload.items():
                 watermark.observe(source, ms, idle)
         else:
-            sender_now: datetime = payload[1]
-            watermark.observe(src, to_ms(sender_now))
-            queues.push(src, to_ms(sender_now), value)
+            watermark.observe(src, payload)
+            queues.push(src, payload, value)
         now_ms = watermark.advance(before)
         _save_watermark(tx, now_ms, watermark)
         ports = Ports(
@@ -480,7 +499,9 @@ class AggregateStage:
 
 class SignalQueues:
     """Signals waiting for the partition's clock, one FIFO per source (a source's signals
-    arrive in clock order). Header ``h``: source → ``[head, tail, head_ms]``."""
+    arrive in clock order). Header ``h``: source → ``[head, tail, head_ms]``; each entry is a
+    tag byte, the signal's clock (8 bytes, epoch ms) and its record (the tag keeps the value
+    from looking like a quix-streams TTL stamp, see ``ports._LAYOUT_V1``)."""
 
     def __init__(self, kv: TransactionKv) -> None:
         self.kv = kv
@@ -494,7 +515,7 @@ class SignalQueues:
             entry = self.header[src] = [0, 0, ms]
         elif entry[0] == entry[1]:
             entry[2] = ms
-        self.kv.set(f"{src}/{entry[1]}", record)
+        self.kv.set(f"{src}/{entry[1]}", _QUEUED + _MS.pack(ms) + record)
         entry[1] += 1
         self.dirty = True
 
@@ -516,13 +537,28 @@ class SignalQueues:
             entry[0] += 1
             self.dirty = True
             if record is not None:
-                out.append(record)
+                out.append(_unpack_entry(record))
             if entry[0] < entry[1]:
                 following = self.kv.get(f"{src}/{entry[0]}")
-                entry[2] = to_ms(codec.decode(following)[2][1]) if following else ms
+                entry[2] = _unpack_entry_ms(following) if following else ms
         if self.dirty:
             self.kv.set("h", jsonio.dumps(header))
         return out
+
+
+_MS = struct.Struct(">q")
+_QUEUED = b"\x01"
+
+
+def _unpack_entry(entry: bytes) -> bytes:
+    """The record of a queue entry (entries written before the clock prefix are records)."""
+    return entry[1 + _MS.size :] if entry[:1] == _QUEUED else entry
+
+
+def _unpack_entry_ms(entry: bytes) -> int:
+    if entry[:1] == _QUEUED:
+        return int(_MS.unpack_from(entry, 1)[0])
+    return int(codec.peek(entry)[2])
 
 
 def _dump(state: Any) -> bytes:
