@@ -456,21 +456,8 @@ def _progress(began: float, what: str) -> None:
 # -- the verifier -----------------------------------------------------------------------------
 
 
-EOS_OPEN = (
-    "exactly-once lost 5 and doubled 1 anomaly event (242 scans) for a read_committed consumer "
-    "in the kill loop on the final commit of the quix-streams worker (the same test passed on "
-    "the commit before batched ticks and the source-store removal); open, see the issue 8 note"
-)
-
-
 @pytest.mark.timeout(480)
-@pytest.mark.parametrize(
-    "guarantee",
-    [
-        pytest.param("exactly-once", marks=pytest.mark.xfail(reason=EOS_OPEN, strict=False)),
-        "at-least-once",
-    ],
-)
+@pytest.mark.parametrize("guarantee", GUARANTEES)
 def test_kill_loop_on_a_cluster_matches_replay(
     guarantee: str, outcome: Outcome, expected: Expected
 ) -> None:
