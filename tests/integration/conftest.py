@@ -113,8 +113,10 @@ class RunningWorker:
         *,
         until: Callable[[list[dict[str, Any]]], bool],
         timeout: float = 90.0,
+        committed: bool = False,
     ) -> list[dict[str, Any]]:
-        """Read ``name`` from the beginning until ``until(records)`` holds or time runs out."""
+        """Read ``name`` from the beginning until ``until(records)`` holds or time runs out
+        (``committed``: only what committed transactions wrote, as under exactly-once)."""
         topic = self.topic(name)
         consumer = AIOKafkaConsumer(
             topic,
@@ -122,6 +124,7 @@ class RunningWorker:
             group_id=None,
             enable_auto_commit=False,
             auto_offset_reset="earliest",
+            isolation_level="read_committed" if committed else "read_uncommitted",
         )
         await consumer.start()
         try:

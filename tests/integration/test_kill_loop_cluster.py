@@ -32,8 +32,6 @@ import asyncio
 import random
 import shutil
 import signal
-import subprocess
-import sys
 import time
 from collections import Counter
 from collections.abc import AsyncIterator, Callable, Iterator
@@ -44,8 +42,8 @@ from typing import Any
 import orjson
 import pytest
 import pytest_asyncio
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
-from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka import AIOKafkaConsumer
+from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.structs import TopicPartition
 
 from waybill_watch.devbroker import BrokerError, LocalCluster
@@ -54,6 +52,7 @@ from waybill_watch.feeds import build_feeds
 from waybill_watch.replay import Replay
 from waybill_watch.settings import Settings
 
+from .captures import UNSIGNED, AnomalyKey, anomaly_key, preload, run_cli, simulate_capture
 from .conftest import RunningWorker, metric_sum, spawn_process
 
 pytestmark = pytest.mark.integration
@@ -71,9 +70,6 @@ RECOVERY_TIMEOUT_S = 120.0
 #: Exits on its own a loop tolerates (restarting, as a supervisor would) before it fails.
 MAX_SELF_EXITS = 3
 SETTLE_S = 6.0
-UNSIGNED = {"WAYBILL_WATCH_ALLOW_UNSIGNED": "true"}
-
-Key = tuple[str, str, str]
 
 
 @dataclass
@@ -81,7 +77,7 @@ class Expected:
     """What ``waybill-watch replay`` makes of the capture."""
 
     lines: list[bytes]
-    anomalies: Counter[Key]
+    anomalies: Counter[AnomalyKey]
     scans: Counter[str]
 
 
@@ -145,10 +141,11 @@ def expected(tmp_path_factory: pytest.TempPathFactory) -> Expected:
     settings (forwarded scans, which the CLI does not write) make of it."""
     workdir = tmp_path_factory.mktemp("capture")
     capture, out = workdir / "capture.jsonl", workdir / "replay.jsonl"
-    _run_cli("simulate", "--waybills", str(WAYBILLS), "--seed", str(SEED), "--out", str(capture))
-    _run_cli("replay", str(capture), "--out", str(out))
-    anomalies = Counter(_key(orjson.loads(line)) for line in out.read_bytes().splitlines() if line)
-    lines = [line for line in capture.read_bytes().splitlines() if line.strip()]
+    lines = simulate_capture(capture, waybills=WAYBILLS, seed=SEED)
+    run_cli("replay", str(capture), "--out", str(out))
+    anomalies = Counter(
+        anomaly_key(orjson.loads(line)) for line in out.read_bytes().splitlines() if line
+    )
 
     replay = Replay(DetectionSettings(), build_feeds(Settings(allow_unsigned=True)))
     scans: Counter[str] = Counter()
@@ -161,7 +158,10 @@ def expected(tmp_path_factory: pytest.TempPathFactory) -> Expected:
 
     effects.scans = record  # type: ignore[method-assign,assignment]
     replay.run(lines)
-    assert Counter(_key(orjson.loads(e.model_dump_json())) for e in replay.anomalies) == anomalies
+    assert (
+        Counter(anomaly_key(orjson.loads(e.model_dump_json())) for e in replay.anomalies)
+        == anomalies
+    )
     assert len(anomalies) >= 20 and len(scans) >= 1000, (len(anomalies), len(scans))
     return Expected(lines, anomalies, scans)
 
@@ -177,7 +177,7 @@ async def outcome(
     runs = {g: Run(g, f"kl{'eos' if g == 'exactly-once' else 'alo'}{tag}.") for g in GUARANTEES}
     await asyncio.gather(
         *(
-            _preload(cluster.bootstrap, f"{r.prefix}tracking.raw", expected.lines)
+            preload(cluster.bootstrap, f"{r.prefix}tracking.raw", expected.lines, replication=3)
             for r in runs.values()
         )
     )
@@ -287,7 +287,7 @@ async def _kill_loop(
         _progress(began, f"{name}: processing {run.recoveries[-1]:.1f} s after the last restart")
 
         def all_anomalies(records: list[dict[str, Any]]) -> bool:
-            live = Counter(_key(r) for r in records)
+            live = Counter(anomaly_key(r) for r in records)
             return all(live[k] >= n for k, n in expected.anomalies.items())
 
         def all_scans(records: list[dict[str, Any]]) -> bool:
@@ -321,43 +321,6 @@ def _self_exit(run: Run, worker: RunningWorker, code: int) -> None:
 
 
 # -- Kafka helpers ----------------------------------------------------------------------------
-
-
-def _run_cli(*args: str) -> None:
-    import os
-
-    env = {k: v for k, v in os.environ.items() if not k.startswith("WAYBILL_WATCH_")} | UNSIGNED
-    done = subprocess.run(
-        [sys.executable, "-m", "waybill_watch", *args],
-        env=env,
-        capture_output=True,
-        timeout=300,
-        check=False,
-    )
-    assert done.returncode == 0, done.stderr.decode()[-2000:]
-
-
-def _key(event: dict[str, Any]) -> Key:
-    return (event["anomaly_id"], event["type"], event["status"])
-
-
-async def _preload(bootstrap: str, topic: str, lines: list[bytes]) -> None:
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
-    await admin.start()
-    try:
-        await admin.create_topics([NewTopic(topic, 1, 3)])
-    finally:
-        await admin.close()
-    producer = AIOKafkaProducer(
-        bootstrap_servers=bootstrap, acks="all", enable_idempotence=True, linger_ms=20
-    )
-    await producer.start()
-    try:
-        for line in lines:
-            await producer.send(topic, line)
-        await producer.flush()
-    finally:
-        await producer.stop()
 
 
 class Lag:
@@ -456,26 +419,13 @@ def _progress(began: float, what: str) -> None:
 # -- the verifier -----------------------------------------------------------------------------
 
 
-EOS_OPEN = (
-    "exactly-once lost 5 and doubled 1 anomaly event (242 scans) for a read_committed consumer "
-    "in the kill loop on the final commit of the quix-streams worker (the same test passed on "
-    "the commit before batched ticks and the source-store removal); open, see the issue 8 note"
-)
-
-
 @pytest.mark.timeout(480)
-@pytest.mark.parametrize(
-    "guarantee",
-    [
-        pytest.param("exactly-once", marks=pytest.mark.xfail(reason=EOS_OPEN, strict=False)),
-        "at-least-once",
-    ],
-)
+@pytest.mark.parametrize("guarantee", GUARANTEES)
 def test_kill_loop_on_a_cluster_matches_replay(
     guarantee: str, outcome: Outcome, expected: Expected
 ) -> None:
     run = outcome.runs[guarantee]
-    live = Counter(_key(a) for a in run.anomalies)
+    live = Counter(anomaly_key(a) for a in run.anomalies)
     missing = {k: n - live[k] for k, n in expected.anomalies.items() if live[k] < n}
     extra = {k: n for k, n in live.items() if k not in expected.anomalies}
     duplicates = {

@@ -17,8 +17,8 @@ from waybill_watch.feeds import build_feeds
 from waybill_watch.replay import Replay
 from waybill_watch.settings import Settings
 
+from .captures import anomaly_key, dump, quiet
 from .test_recovery import APP_KEY, CST, FORM, _transit_push
-from .test_stream_clock_vs_replay import _dump, _key, _quiet
 
 SILENCE = {
     "WAYBILL_WATCH_DETECTION__FEED_SILENCE_QUIET_MINUTES": "1",
@@ -57,16 +57,16 @@ async def test_outage_longer_than_the_silence_threshold_opens_nothing_spurious( 
     await worker.wait_ready()
     sent += await _push_for(ingest, 10, sent)
     await worker.read_topic("tracking.events", until=lambda rs: len(rs) >= sent, timeout=120)
-    live = await _quiet(worker, "anomalies", settle=8.0)
+    live = await quiet(worker, "anomalies", settle=8.0)
 
-    raw = await _dump(worker.bootstrap, worker.topic("tracking.raw"), sent)
+    raw = await dump(worker.bootstrap, worker.topic("tracking.raw"), sent)
     assert len(raw) == sent
     detection = DetectionSettings(
         feed_silence_quiet_minutes=1, feed_silence_min_updates=5, feed_silence_lookback_minutes=3
     )
     replay = Replay(detection, build_feeds(Settings(allow_unsigned=True)))
     replay.run(sorted(raw, key=lambda line: orjson.loads(line)["received_at"]))
-    replayed = {_key(orjson.loads(e.model_dump_json())) for e in replay.anomalies}
+    replayed = {anomaly_key(orjson.loads(e.model_dump_json())) for e in replay.anomalies}
 
     assert not [a for a in live if a["type"] == "feed_silence"], live
-    assert {_key(a) for a in live} <= replayed
+    assert {anomaly_key(a) for a in live} <= replayed

@@ -9,54 +9,17 @@ from __future__ import annotations
 
 import asyncio
 import sys
-import time
-from typing import Any
 
 import orjson
-from aiokafka import AIOKafkaConsumer
 
 from waybill_watch.domain.config import DetectionSettings
 from waybill_watch.feeds import build_feeds
 from waybill_watch.replay import Replay
 from waybill_watch.settings import Settings
 
+from .captures import anomaly_key, dump, quiet
+
 WAYBILLS = 600
-
-
-async def _dump(bootstrap: str, topic: str, expected: int, timeout: float = 60) -> list[bytes]:
-    consumer = AIOKafkaConsumer(
-        topic, bootstrap_servers=bootstrap, group_id=None, auto_offset_reset="earliest"
-    )
-    await consumer.start()
-    values: list[bytes] = []
-    try:
-        deadline = time.monotonic() + timeout
-        while len(values) < expected and time.monotonic() < deadline:
-            batch = await consumer.getmany(timeout_ms=500)
-            for records in batch.values():
-                values.extend(r.value for r in records)
-    finally:
-        await consumer.stop()
-    return values
-
-
-def _key(event: dict[str, Any]) -> tuple[str, str, str]:
-    return (event["anomaly_id"], event["type"], event["status"])
-
-
-async def _quiet(worker, name: str, settle: float = 8.0) -> list[dict[str, Any]]:  # type: ignore[no-untyped-def]
-    """Read ``name`` until no new record arrived for ``settle`` seconds."""
-    seen: list[dict[str, Any]] = []
-    last_change = time.monotonic()
-
-    def until(records: list[dict[str, Any]]) -> bool:
-        nonlocal last_change
-        if len(records) != len(seen):
-            seen[:] = records
-            last_change = time.monotonic()
-        return time.monotonic() - last_change > settle
-
-    return await worker.read_topic(name, until=until, timeout=240)
 
 
 async def test_stream_clock_worker_matches_replay(worker_factory, tmp_path) -> None:  # type: ignore[no-untyped-def]
@@ -92,9 +55,9 @@ async def test_stream_clock_worker_matches_replay(worker_factory, tmp_path) -> N
     summary = orjson.loads(stderr)
     sent = summary["stats"]["envelopes"]
 
-    raw = await _dump(worker.bootstrap, worker.topic("tracking.raw"), sent)
+    raw = await dump(worker.bootstrap, worker.topic("tracking.raw"), sent)
     assert len(raw) == sent
-    live = await _quiet(worker, "anomalies")
+    live = await quiet(worker, "anomalies")
 
     envelopes = sorted(raw, key=lambda line: orjson.loads(line)["received_at"])
     replay = Replay(DetectionSettings(), build_feeds(Settings(allow_unsigned=True)))
@@ -104,7 +67,7 @@ async def test_stream_clock_worker_matches_replay(worker_factory, tmp_path) -> N
     assert replayed, "the simulated capture must produce anomalies"
     assert {a["type"] for a in replayed} >= {"delivery_exception", "transit_stall"}
 
-    assert sorted({_key(a) for a in live}) == sorted({_key(a) for a in replayed})
+    assert sorted({anomaly_key(a) for a in live}) == sorted({anomaly_key(a) for a in replayed})
 
 
 async def test_stream_clock_refuses_a_multi_partition_raw_topic(worker_factory) -> None:  # type: ignore[no-untyped-def]

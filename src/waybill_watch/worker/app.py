@@ -5,10 +5,11 @@ The stages are in ``stages.py``; this module only wires them. quix-streams' SDF 
 as plain per-record callbacks: each stage writes its outputs with the checkpoint's producer and
 its state through the partition transaction (``ports.py``), so outputs, state, the deadline
 index and the source offset commit together (one Kafka transaction with ``exactly-once``).
-Two quix internals are used and pinned with the version (``quixstreams==3.28.1``): the
+Three quix internals are used and pinned with the version (``quixstreams==3.28.1``): the
 periodic-task hook of the dataframe registry (the ticker runs between records, on the engine's
-thread, so its ticks are ordered with the outputs) and the store transaction of a partition
-under a prefix other than the message key (the deadline index and the clock are per partition).
+thread, so its ticks are ordered with the outputs), the store transaction of a partition
+under a prefix other than the message key (the deadline index and the clock are per partition)
+and the state manager's ``recovery_required`` (the ticker waits while a store is restored).
 """
 
 from __future__ import annotations
@@ -217,7 +218,9 @@ def create_worker(settings: Settings, metrics: Metrics | None = None) -> Worker:
         """Under exactly-once a checkpoint whose only records are ticks must still commit (an
         empty one's transaction is aborted): a state write in a waybill partition makes it
         non-empty. The source stages have no store of their own (a store per source stage
-        added changelog partitions that quix-streams 3.28.1 once handed to the data path)."""
+        added changelog partitions that quix-streams 3.28.1 once handed to the data path).
+        Only once every store is restored (``Ticker(restored=...)``): committed before, the
+        write moves the store's changelog offset past what is still to be restored."""
         transaction(partition).set_bytes(b"tick", b"1", b"m")
 
     _keyed(app, topics[names.signals], aggregates.handle)
@@ -233,6 +236,7 @@ def create_worker(settings: Settings, metrics: Metrics | None = None) -> Worker:
         partitions=partitions,
         stream=settings.clock == "stream",
         interval=settings.tick_interval_seconds,
+        restored=lambda: not app._state_manager.recovery_required,
     )
 
     app._dataframe_registry.register_periodic_task(ticker)

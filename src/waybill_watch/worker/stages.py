@@ -255,7 +255,14 @@ class Ticker:
     Both go through the checkpoint's producer after the records they vouch for, so they are
     ordered with them. ``record(partition)``, when given, writes to the state of an assigned
     waybill partition, so that a checkpoint whose only records are ticks still commits (under
-    exactly-once an empty checkpoint's transaction is aborted)."""
+    exactly-once an empty checkpoint's transaction is aborted).
+
+    Nothing happens while ``restored()`` is false: the state of a partition just assigned is
+    not restored from its changelog yet. Its clock read then is stale, and a state write
+    committed then (the tick record) stamps the store with the changelog's latest offset, so
+    the restore that follows starts there and skips every record before it: the partition's
+    state is lost (quix-streams assigns in the consumer's poll and restores on the next turn
+    of its loop; periodic tasks run in between)."""
 
     def __init__(
         self,
@@ -270,12 +277,14 @@ class Ticker:
         partitions: int,
         stream: bool,
         interval: float,
+        restored: Callable[[], bool],
     ) -> None:
         self.metrics = metrics
         self.consumer = consumer
         self.produce = produce
         self.record = record
         self.clock_of = clock_of
+        self.restored = restored
         self.progress = progress
         self.names = names
         self.partitions = partitions
@@ -287,7 +296,7 @@ class Ticker:
 
     def __call__(self) -> None:
         wall = time.monotonic()
-        if wall - self._last < self.interval:
+        if wall - self._last < self.interval or not self.restored():
             return
         self._last = wall
         marks: dict[str, tuple[int, bool]] = {}
