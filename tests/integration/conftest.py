@@ -12,8 +12,10 @@ import time
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import aiohttp
 import orjson
@@ -338,3 +340,18 @@ def ingest_factory(kafka_bootstrap: str, tmp_path: Path) -> Iterator[Callable[..
     yield make
     for process in started:
         process.stop()
+
+
+def recent_daytime(now: datetime | None = None) -> datetime:
+    """A base time ``t0`` for test traces spanning ``t0 - 1 h`` to ``t0 + 3 h``: all in
+    08:00–21:00 Shanghai time (never the odd-hours window), all at least an hour past, and
+    less than 20 h ago, so no 24 h deadline (last-mile stall, first scan) is due yet at
+    whatever time of day the suite runs. (Yesterday 09:00 was 24 h old from 09:00 on: a
+    waybill left out for delivery then opened a last-mile stall.)"""
+    now = now if now is not None else datetime.now(ZoneInfo("Asia/Shanghai"))
+    t0 = (now - timedelta(hours=4)).replace(minute=0, second=0, microsecond=0)
+    if t0.hour < 9:
+        t0 = (t0 - timedelta(days=1)).replace(hour=18)
+    elif t0.hour > 18:
+        t0 = t0.replace(hour=18)
+    return t0

@@ -17,6 +17,8 @@ import pytest
 from waybill_watch.feeds import encode
 from waybill_watch.jsonio import dumps
 
+from .conftest import recent_daytime
+
 SHANGHAI = ZoneInfo("Asia/Shanghai")
 H = timedelta(hours=1)
 DLQ = "waybill_watch_dlq_records_total"
@@ -37,9 +39,7 @@ def new_waybill(prefix: str) -> str:
 
 
 def base_time() -> datetime:
-    """Yesterday 09:00 in Shanghai: no 48 h stall is due yet, never odd hours."""
-    now = datetime.now(SHANGHAI)
-    return (now - timedelta(days=1)).replace(hour=9, minute=0, second=0, microsecond=0)
+    return recent_daytime()
 
 
 def kd_trace(at: datetime, text: str, action: str) -> dict[str, str]:

@@ -29,6 +29,8 @@ from waybill_watch.feeds.signing import (
 )
 from waybill_watch.timefmt import format_rfc3339
 
+from .conftest import recent_daytime
+
 SHANGHAI = ZoneInfo("Asia/Shanghai")
 MAX_BODY = 4096
 SECRETS = {
@@ -70,9 +72,7 @@ def new_waybill(prefix: str) -> str:
 
 
 def base_time() -> datetime:
-    """Yesterday 09:00 in Shanghai: recent enough that no 48 h stall fires, never odd hours."""
-    now = datetime.now(SHANGHAI)
-    return (now - timedelta(days=1)).replace(hour=9, minute=0, second=0, microsecond=0)
+    return recent_daytime()
 
 
 def kd_trace(at: datetime, text: str, action: str, city: str) -> dict[str, str]:

@@ -8,7 +8,7 @@ import socket
 import time
 import uuid
 from collections.abc import Callable
-from datetime import datetime, timedelta
+from datetime import timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -17,6 +17,8 @@ import orjson
 
 from waybill_watch.feeds import encode
 
+from .conftest import recent_daytime
+
 SHANGHAI = ZoneInfo("Asia/Shanghai")
 APP_KEY = "it-ingest-app-key"
 KEYS = {"WAYBILL_WATCH_KDNIAO_APP_KEY": APP_KEY}
@@ -24,7 +26,7 @@ H = timedelta(hours=1)
 
 
 def problem_push(waybill: str) -> encode.Encoded:
-    t0 = (datetime.now(SHANGHAI) - timedelta(days=1)).replace(hour=9, minute=0, second=0)
+    t0 = recent_daytime()
     traces = [
         (t0, "【上海青浦】快件已揽收", "1"),
         (t0 + H, "【杭州西湖】快件正在派送中", "202"),

@@ -64,7 +64,11 @@ def _kdniao_pending() -> tuple[KdniaoFeed, PendingUpdate]:
     feed = KdniaoFeed()
     now = datetime(2026, 11, 26, 18, 0, tzinfo=CST)
     trace = [
-        {"AcceptTime": "2026-11-26 09:00:00", "AcceptStation": "【杭州转运中心】已发出", "Action": "2"},
+        {
+            "AcceptTime": "2026-11-26 09:00:00",
+            "AcceptStation": "【杭州转运中心】已发出",
+            "Action": "2",
+        },
         {
             "AcceptTime": "2026-11-26 17:30:00",
             "AcceptStation": "【杭州西湖】已签收，签收人：门卫张三 13812345678",
