@@ -91,7 +91,7 @@ def producer_config(settings: Settings, group: str) -> dict[str, Any]:
     ``InitProducerId`` aborts it at once. Workers must not share a data dir (they would fence
     each other); they cannot anyway, their RocksDB state would collide.
     """
-    config: dict[str, Any] = {"linger.ms": 5}
+    config: dict[str, Any] = {"linger.ms": settings.producer_linger_ms}
     if settings.processing_guarantee == "exactly-once":
         config["transactional.id"] = f"{group}-{instance_id(settings.data_dir)}"
     return config
@@ -140,7 +140,7 @@ def create_worker(settings: Settings, metrics: Metrics | None = None) -> Worker:
         consumer_group=group,
         auto_offset_reset="earliest",
         processing_guarantee=settings.processing_guarantee,
-        commit_interval=settings.commit_interval_seconds,
+        commit_interval=settings.checkpoint_seconds,
         state_dir=str(settings.data_dir),
         loglevel=None,
         producer_extra_config=producer_config(settings, group),
