@@ -1,17 +1,18 @@
-"""``python -m benchmarks [ingest|replay|engines|live ...]``: run benchmarks (default: all)."""
+"""``python -m benchmarks [ingest|replay|engines|live|restart ...]``: run benchmarks (all)."""
 
 from __future__ import annotations
 
 import argparse
 import sys
 
-from benchmarks import engines_bench, ingest_bench, live_bench, replay_bench
+from benchmarks import engines_bench, ingest_bench, live_bench, replay_bench, restart_bench
 
 BENCHES = {
     "ingest": ingest_bench.main,
     "replay": replay_bench.main,
     "engines": engines_bench.main,
     "live": live_bench.main,
+    "restart": restart_bench.main,
 }
 
 

@@ -75,6 +75,13 @@ class Worker:
     publisher: RawPublisher
 
 
+#: Timeout of the engine's admin requests at start (quix-streams: 30 s). A restart while a
+#: broker of the cluster is down sends ``DescribeConfigs`` to the broker the metadata still
+#: names as controller, which times out until the controller fences it; each failed attempt is
+#: retried with fresh metadata (``cli.create_worker_retrying``, 60 s), so short attempts find a
+#: live broker sooner (30 s ones left two tries, and restarts then took over a minute).
+ENGINE_REQUEST_TIMEOUT_S = 10.0
+
 #: The worker instance's id, kept in its data dir (next to the RocksDB state of its group).
 INSTANCE_FILE = "instance-id"
 
@@ -145,6 +152,7 @@ def create_worker(settings: Settings, metrics: Metrics | None = None) -> Worker:
         loglevel=None,
         producer_extra_config=producer_config(settings, group),
         consumer_extra_config=consumer_config(settings),
+        request_timeout=ENGINE_REQUEST_TIMEOUT_S,
     )
     topics = {name: app.topic(name, **BYTES) for name in names.all()}  # type: ignore[arg-type]
     context = app._processing_context
