@@ -33,6 +33,7 @@ from waybill_watch.domain.runner import AggregateRunner, Ports, WaybillRunner
 from waybill_watch.domain.state import WaybillState
 from waybill_watch.domain.types import DraftError, PendingUpdate, WaybillUpdate
 from waybill_watch.feeds.base import Feed, FeedError, draft_feeds
+from waybill_watch.feeds.scans import PendingParse
 from waybill_watch.masking import mask_text
 from waybill_watch.metrics import Metrics
 from waybill_watch.models.envelope import CaptureEnvelope
@@ -148,17 +149,19 @@ class NormalizeStage:
             self._reject(self.names.raw, value, envelope.feed, "parser_error", repr(exc))
             return
         updates = self.names.updates
-        for update in result.updates:
-            if isinstance(update, PendingUpdate):
-                assert drafts is not None
-                record = codec.encode_pending(update, src, drafts.draft_to_wire)
-                self.send(updates, update.update.waybill.encode(), record, None)
-            else:
-                self.send(updates, update.waybill.encode(), codec.encode_update(update, src), None)
-        for order in getattr(result, "orders", ()):
-            key = order.waybill.encode()
-            self.send(updates, key, codec.encode_order(order, envelope.received_at, src), None)
-            self.send(self.names.orders, key, jsonio.dumps(order), self.origin_headers)
+        if isinstance(result, PendingParse):
+            assert drafts is not None  # only a draft feed answers a PendingParse
+            for pending in result.updates:
+                record = codec.encode_pending(pending, src, drafts.draft_to_wire)
+                self.send(updates, pending.update.waybill.encode(), record, None)
+        else:
+            for update in result.updates:
+                record = codec.encode_update(update, src)
+                self.send(updates, update.waybill.encode(), record, None)
+            for order in result.orders:
+                key = order.waybill.encode()
+                self.send(updates, key, codec.encode_order(order, envelope.received_at, src), None)
+                self.send(self.names.orders, key, jsonio.dumps(order), self.origin_headers)
         for part in result.rejected:
             self._reject(self.names.raw, value, envelope.feed, part.reason, part.error, False)
         outcome = "ignored" if result.ignored else ("partial" if result.rejected else "ok")
