@@ -38,19 +38,9 @@ DraftBuilder = Callable[[list[Any], str, str, datetime], Scan]
 
 def encode_update(update: WaybillUpdate, src: str) -> bytes:
     """One waybill's part of one push, its scans built."""
-    return jsonio.dumps(
-        {
-            "kind": UPDATE,
-            "src": src,
-            "waybill": update.waybill,
-            "courier": update.courier,
-            "received_at": format_rfc3339(update.received_at),
-            "source_feed": update.source_feed,
-            "merchant": update.merchant,
-            "scans": [scan_to_wire(s) for s in update.scans],
-            "alerts": [_alert_to_wire(a) for a in update.alerts],
-        }
-    )
+    doc = _update_doc(update, src)
+    doc["scans"] = [scan_to_wire(s) for s in update.scans]
+    return jsonio.dumps(doc)
 
 
 def encode_pending(
@@ -59,23 +49,26 @@ def encode_pending(
     """One waybill's part of one push, its scans unbuilt: ``entries`` holds, in push order,
     each scan's wire form (an object) or its feed's draft (an array led by its ``event_id``),
     so the waybill stage decodes and builds only the scans its state lacks."""
-    update = pending.update
-    return jsonio.dumps(
-        {
-            "kind": UPDATE,
-            "src": src,
-            "waybill": update.waybill,
-            "courier": update.courier,
-            "received_at": format_rfc3339(update.received_at),
-            "source_feed": update.source_feed,
-            "merchant": update.merchant,
-            "entries": [
-                scan_to_wire(e) if isinstance(e, Scan) else draft_to_wire(e)
-                for e in pending.entries.values()
-            ],
-            "alerts": [_alert_to_wire(a) for a in update.alerts],
-        }
-    )
+    doc = _update_doc(pending.update, src)
+    doc["entries"] = [
+        scan_to_wire(e) if isinstance(e, Scan) else draft_to_wire(e)
+        for e in pending.entries.values()
+    ]
+    return jsonio.dumps(doc)
+
+
+def _update_doc(update: WaybillUpdate, src: str) -> dict[str, Any]:
+    """An update record's fields other than its scans."""
+    return {
+        "kind": UPDATE,
+        "src": src,
+        "waybill": update.waybill,
+        "courier": update.courier,
+        "received_at": format_rfc3339(update.received_at),
+        "source_feed": update.source_feed,
+        "merchant": update.merchant,
+        "alerts": [_alert_to_wire(a) for a in update.alerts],
+    }
 
 
 def encode_tick(marks: dict[str, tuple[int, bool]]) -> bytes:
