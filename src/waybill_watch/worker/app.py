@@ -51,6 +51,7 @@ from waybill_watch.worker.stages import (
     Ticker,
     WaybillStage,
     clock_of,
+    send_signals,
 )
 from waybill_watch.worker.topics import TopicNames
 
@@ -185,6 +186,7 @@ def create_worker(settings: Settings, metrics: Metrics | None = None) -> Worker:
         events_topic=names.events,
         signals_topic=names.signals,
         origin=origin,
+        partitions=partitions,
     )
     waybills = WaybillStage(
         WaybillRunner(WaybillHandler(WaybillEngine(settings.detection))),
@@ -238,6 +240,9 @@ def create_worker(settings: Settings, metrics: Metrics | None = None) -> Worker:
         produce_to,
         record_tick if settings.processing_guarantee == "exactly-once" else None,
         lambda partition: clock_of(transaction(partition)),
+        lambda partition: send_signals(
+            effects.outbox, transaction(partition), partition, produce_to, names.signals
+        ),
         progress,
         names,
         metrics,

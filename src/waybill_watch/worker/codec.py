@@ -4,6 +4,12 @@ Every record names its source (``src``: the upstream partition it was derived fr
 receiving partition can keep a low watermark over its sources (``domain.clock.Watermark``);
 ticks carry a source's mark, ``idle`` when it is caught up on the stream clock. Only this
 process family writes these topics, so decoding is the trusted fast path.
+
+Signals travel in batches (``encode_batch``): one record per signals partition per tick of a
+waybill partition, holding that partition's signals in the order they were decided. A record
+per signal cost two more Kafka records per envelope (the signal and its queue entry's
+changelog record) and a pass of the engine per signal. Single ``signal`` records (written by
+earlier versions) are still read.
 """
 
 from __future__ import annotations
@@ -29,6 +35,7 @@ from waybill_watch.timefmt import format_rfc3339, parse_rfc3339
 TICK = "tick"
 UPDATE = "update"
 SIGNAL = "signal"
+BATCH = "signals"
 ORDER = "order"
 
 
@@ -106,17 +113,36 @@ def encode_signal(signal: Signal, now: datetime, src: str) -> bytes:
     )
 
 
+def encode_batch(src: str, signals: list[bytes]) -> bytes:
+    """Signals of one source (``encode_signal`` records, in the order they were decided) as
+    one record: their JSON documents spliced into an array, not decoded again."""
+    return b'{"kind":"signals","src":"%s","signals":[%s]}' % (src.encode(), b",".join(signals))
+
+
 def peek(data: bytes) -> tuple[str, str, Any]:
-    """``(kind, src, payload)`` without building objects: ``tick`` → its marks, ``signal`` →
-    the sender's clock in epoch ms; anything else → the record's document."""
+    """``(kind, src, payload)`` of a signals-topic record without building objects: ``tick`` →
+    its marks; ``signals`` (a batch) and ``signal`` (one, as earlier versions sent them) → the
+    list of signal documents (``signal_ms``, ``signal_of``)."""
     doc = jsonio.loads(data)
     kind = doc.get("kind")
     if kind == TICK:
         return TICK, doc.get("src", ""), doc["marks"]
+    if kind == BATCH:
+        return BATCH, doc["src"], doc["signals"]
     if kind == SIGNAL:
-        ms = doc.get("ms")
-        return SIGNAL, doc["src"], ms if ms is not None else to_ms(parse_rfc3339(doc["now"]))
+        return BATCH, doc["src"], [doc]
     return kind, doc.get("src", ""), doc
+
+
+def signal_ms(doc: dict[str, Any]) -> int:
+    """The sender's clock of a signal document, epoch ms."""
+    ms = doc.get("ms")
+    return int(ms) if ms is not None else to_ms(parse_rfc3339(doc["now"]))
+
+
+def signal_of(doc: dict[str, Any]) -> tuple[Signal, datetime]:
+    """The signal of a signal document and the sender's clock."""
+    return Signal.from_dict(doc["signal"]), parse_rfc3339(doc["now"])
 
 
 def decode(data: bytes, drafts: Mapping[str, DraftBuilder] | None = None) -> tuple[str, str, Any]:
@@ -132,7 +158,7 @@ def decode(data: bytes, drafts: Mapping[str, DraftBuilder] | None = None) -> tup
         order = OrderEvent.model_validate(doc["order"])
         return ORDER, src, (order, parse_rfc3339(doc["received_at"]))
     if kind == SIGNAL:
-        return SIGNAL, src, (Signal.from_dict(doc["signal"]), parse_rfc3339(doc["now"]))
+        return SIGNAL, src, signal_of(doc)
     if kind == UPDATE:
         update = WaybillUpdate(
             waybill=doc["waybill"],

@@ -14,6 +14,8 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar
 
+from aiokafka.partitioner import murmur2
+
 from waybill_watch import jsonio
 from waybill_watch.domain.deadlines import BucketDeadlineIndex, Kv
 from waybill_watch.domain.runner import DeadlineIndex, Effects, StateStore
@@ -43,6 +45,7 @@ _LAYOUT_V1 = b"\x01"
 STATE_PREFIX = b"s"
 INDEX_PREFIX = b"d"
 CLOCK_PREFIX = b"c"
+OUTBOX_PREFIX = b"o"
 
 
 class Transaction(Protocol):
@@ -108,6 +111,56 @@ class TransactionStore(Generic[S]):
         self.tx.delete(key.encode(), STATE_PREFIX)
 
 
+class SignalOutbox:
+    """Signals a waybill partition decided, waiting in its state for the ticker, which sends
+    them as one record per signals partition (``stages.send_signals``) just before the
+    partition's clock, so the clock vouches for them as it did for one record per signal.
+
+    In the state (one value per partition: the layout tag, then per signal its signals
+    partition, length and record), not in memory: the checkpoint that commits an update's
+    offset commits its signals with it, and a restart or a new owner of the partition sends
+    them. The signals partition of a key is Kafka's default (murmur2, as quix-streams' producer
+    partitions keyed records), so a key's state stays where single signal records put it."""
+
+    _KEY = b"signals"
+    _ENTRY = struct.Struct(">HI")
+
+    def __init__(self, partitions: int) -> None:
+        self.partitions = partitions
+        self._partition: dict[bytes, int] = {}
+
+    def partition_of(self, key: bytes) -> int:
+        """The signals partition of a signal's key."""
+        partition = self._partition.get(key)
+        if partition is None:
+            if len(self._partition) >= 100_000:  # site keys are many but bounded: a cache
+                self._partition.clear()
+            partition = (murmur2(key) & 0x7FFFFFFF) % self.partitions
+            self._partition[key] = partition
+        return partition
+
+    def add(self, tx: Transaction, key: bytes, record: bytes) -> None:
+        """Keep one signal record (``codec.encode_signal``) of ``key``."""
+        held = tx.get_bytes(self._KEY, OUTBOX_PREFIX) or _LAYOUT_V1
+        entry = self._ENTRY.pack(self.partition_of(key), len(record))
+        tx.set_bytes(self._KEY, held + entry + record, OUTBOX_PREFIX)
+
+    def take(self, tx: Transaction) -> dict[int, list[bytes]]:
+        """Every kept record by signals partition, in the order kept; the outbox is emptied."""
+        held = tx.get_bytes(self._KEY, OUTBOX_PREFIX)
+        if held is None:
+            return {}
+        tx.delete(self._KEY, OUTBOX_PREFIX)
+        out: dict[int, list[bytes]] = {}
+        view, at, size = memoryview(held), 1, self._ENTRY.size
+        while at < len(held):
+            partition, length = self._ENTRY.unpack_from(held, at)
+            at += size
+            out.setdefault(partition, []).append(bytes(view[at : at + length]))
+            at += length
+        return out
+
+
 def public_scan(scan: Scan) -> dict[str, object]:
     """The wire form published on ``tracking.events``: phone numbers and names in the
     courier's text are masked (``event_id`` was computed from the original text)."""
@@ -128,6 +181,7 @@ class KafkaEffects:
         events_topic: str,
         signals_topic: str,
         origin: bytes,
+        partitions: int,
     ) -> None:
         self.send = send
         self.outputs = outputs
@@ -139,6 +193,10 @@ class KafkaEffects:
         self.src = ""
         #: Forward new scans to ``tracking.events`` (not for scans read from it).
         self.forward = True
+        #: The waybill partition's transaction (set by the stage per record): signals wait in
+        #: its outbox. None: each signal is sent at once, as one record.
+        self.tx: Transaction | None = None
+        self.outbox = SignalOutbox(partitions)
 
     def anomaly(self, event: AnomalyEvent) -> None:
         self.outputs.anomaly(event)
@@ -153,12 +211,11 @@ class KafkaEffects:
             )
 
     def signal(self, signal: Signal, now: datetime) -> None:
-        self.send(
-            self.signals_topic,
-            signal.key.encode(),
-            codec.encode_signal(signal, now, self.src),
-            None,
-        )
+        key, record = signal.key.encode(), codec.encode_signal(signal, now, self.src)
+        if self.tx is not None:
+            self.outbox.add(self.tx, key, record)
+        else:
+            self.send(self.signals_topic, key, record, None)
 
     def lifecycle(self, event: str) -> None:
         if event == "fired":

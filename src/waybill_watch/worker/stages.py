@@ -10,9 +10,11 @@
 Clock (contract §6): every record on an internal topic names its source (the upstream partition)
 and the ticker sends each source's mark to every downstream partition, in band; each partition
 keeps a ``Watermark`` over its sources in its state, so it decides as if it had kept up.
-Signals reach a site/courier partition from many waybill partitions out of step; they wait in
-per-source queues (in state) until the partition's clock reaches them and are applied in
-``(clock, source)`` order, as replay applies them.
+Signals reach a site/courier partition from many waybill partitions out of step. A waybill
+partition keeps the signals it decides in an outbox in its state; the ticker sends them, one
+batch per signals partition, just before that partition's clock. There they wait in per-source
+queues (in state, one entry per batch) until the partition's clock reaches them and are applied
+in ``(clock, source)`` order, as replay applies them.
 """
 
 from __future__ import annotations
@@ -46,6 +48,7 @@ from waybill_watch.worker.ports import (
     CLOCK_PREFIX,
     INDEX_PREFIX,
     KafkaEffects,
+    SignalOutbox,
     Transaction,
     TransactionKv,
     TransactionStore,
@@ -57,6 +60,8 @@ log = logging.getLogger(__name__)
 #: ``source_feed`` of updates built from records merchants produced to ``tracking.events``.
 EXTERNAL_EVENTS = "tracking.events"
 TICK_KEY = b"__tick__"
+#: Key of a batch of signals (its partition is chosen, the key only names it).
+SIGNALS_KEY = b"__signals__"
 #: Records merchants may produce straight to the contract topics.
 Direct = TypeVar("Direct", TrackingEvent, OrderEvent)
 #: ``produce(topic, key, value, partition)``: a record to one partition (ticks).
@@ -252,10 +257,11 @@ class Ticker:
       updates topic. A source that is behind marks the ``received_at`` of what was read last
       (later records were received later); one that is caught up marks the wall clock
       (``wall``) or is idle (``stream``: a caught-up capture constrains nothing);
-    * the clock of each assigned waybill partition that moved, in one record, to every
-      partition of the signals topic (the site/courier stage's sources).
+    * the signals each assigned waybill partition decided since the last tick (``flush``: one
+      batch per signals partition), then the clock of each one that moved, in one record, to
+      every partition of the signals topic (the site/courier stage's sources).
 
-    Both go through the checkpoint's producer after the records they vouch for, so they are
+    All go through the checkpoint's producer after the records they vouch for, so they are
     ordered with them. ``record(partition)``, when given, writes to the state of an assigned
     waybill partition, so that a checkpoint whose only records are ticks still commits (under
     exactly-once an empty checkpoint's transaction is aborted).
@@ -273,6 +279,7 @@ class Ticker:
         produce: ProduceTo,
         record: Callable[[int], None] | None,
         clock_of: Callable[[int], int | None],
+        flush: Callable[[int], None],
         progress: Progress,
         names: TopicNames,
         metrics: Metrics,
@@ -287,6 +294,7 @@ class Ticker:
         self.produce = produce
         self.record = record
         self.clock_of = clock_of
+        self.flush = flush
         self.restored = restored
         self.progress = progress
         self.names = names
@@ -318,6 +326,7 @@ class Ticker:
                     marks[src] = mark
             elif tp.topic == self.names.updates:
                 waybill_partitions.append(tp.partition)
+                self.flush(tp.partition)  # before the clock that vouches for the signals
                 src = f"w/{tp.partition}"
                 clock = self.clock_of(tp.partition)
                 if clock is not None and clock != self._sent.get(src):
@@ -373,6 +382,16 @@ class Ticker:
 
 
 # -- the keyed stages --------------------------------------------------------------------------
+
+
+def send_signals(
+    outbox: SignalOutbox, tx: Transaction, partition: int, produce: ProduceTo, topic: str
+) -> None:
+    """The signals waiting in waybill partition ``partition``'s outbox, one batch per signals
+    partition (the ticker's ``flush``)."""
+    src = f"w/{partition}"
+    for target, records in outbox.take(tx).items():
+        produce(topic, SIGNALS_KEY, codec.encode_batch(src, records), target)
 
 
 def clock_of(tx: Transaction) -> int | None:
@@ -436,6 +455,7 @@ class WaybillStage:
         now = from_ms(now_ms, self.tz)
         effects = self.effects
         effects.src = f"w/{partition}"
+        effects.tx = tx
         ports = Ports(
             TransactionStore(tx, WaybillState.to_bytes, WaybillState.from_bytes),
             BucketDeadlineIndex(TransactionKv(tx, INDEX_PREFIX)),
@@ -487,54 +507,63 @@ class AggregateStage:
         self.tz = zone(timezone)
 
     def handle(self, tx: Transaction, partition: int, value: bytes) -> None:
-        kind, src, payload = codec.peek(value)  # a signal is decoded once, when applied
+        kind, src, payload = codec.peek(value)  # signals are decoded once, when applied
         before, watermark = _watermark(tx, self.sources)
         queues = SignalQueues(TransactionKv(tx, b"q"))
         if kind == codec.TICK:
             for source, (ms, idle) in payload.items():
                 watermark.observe(source, ms, idle)
-        else:
-            watermark.observe(src, payload)
+        elif payload:
+            watermark.observe(src, max(codec.signal_ms(doc) for doc in payload))
             queues.push(src, payload, value)
         now_ms = watermark.advance(before)
         _save_watermark(tx, now_ms, watermark)
+        effects = self.effects
+        effects.tx = None  # site/courier engines decide no signals
         ports = Ports(
             TransactionStore(tx, _dump, _load_aggregate),
             BucketDeadlineIndex(TransactionKv(tx, INDEX_PREFIX)),
-            self.effects,
+            effects,
         )
-        for record in queues.release(now_ms):
-            _, _, (signal, at) = codec.decode(record)
+        for doc in queues.release(now_ms):
+            signal, at = codec.signal_of(doc)
             self.runner.apply(ports, signal.key, signal, at)
         self.runner.advance(ports, from_ms(now_ms, self.tz))
 
 
 class SignalQueues:
     """Signals waiting for the partition's clock, one FIFO per source (a source's signals
-    arrive in clock order). Header ``h``: source → ``[head, tail, head_ms]``; each entry is a
-    tag byte, the signal's clock (8 bytes, epoch ms) and its record (the tag keeps the value
-    from looking like a quix-streams TTL stamp, see ``ports._LAYOUT_V1``)."""
+    arrive in the order it decided them). Header ``h``: source → ``[head, tail, head_ms]``,
+    ``head_ms`` the clock of the first waiting signal. Each entry holds a batch: its record
+    (tag ``0x03``), or what is left of it once partly released (tag ``0x02``, a JSON array of
+    signal documents); entries of earlier versions hold one signal (tag ``0x01``, its clock in
+    8 bytes, its record; or the bare record). The tags keep a value from looking like a
+    quix-streams TTL stamp (see ``ports._LAYOUT_V1``)."""
 
     def __init__(self, kv: TransactionKv) -> None:
         self.kv = kv
         raw = kv.get("h")
         self.header: dict[str, list[int]] = jsonio.loads(raw) if raw else {}
+        #: Decoded head entries: source → [documents, index of the first one not released].
+        self.heads: dict[str, list[Any]] = {}
         self.dirty = False
 
-    def push(self, src: str, ms: int, record: bytes) -> None:
+    def push(self, src: str, docs: list[dict[str, Any]], record: bytes) -> None:
+        """Queue a batch (``docs``, decoded from ``record``) of ``src``."""
         entry = self.header.get(src)
         if entry is None:
-            entry = self.header[src] = [0, 0, ms]
-        elif entry[0] == entry[1]:
-            entry[2] = ms
-        self.kv.set(f"{src}/{entry[1]}", _QUEUED + _MS.pack(ms) + record)
+            entry = self.header[src] = [0, 0, 0]
+        if entry[0] == entry[1]:
+            entry[2] = codec.signal_ms(docs[0])
+            self.heads[src] = [docs, 0]
+        self.kv.set(f"{src}/{entry[1]}", _BATCH + record)
         entry[1] += 1
         self.dirty = True
 
-    def release(self, limit: int) -> list[bytes]:
+    def release(self, limit: int) -> list[dict[str, Any]]:
         """Every waiting signal marked at or before ``limit``, by (mark, source)."""
-        out: list[bytes] = []
-        header = self.header
+        out: list[dict[str, Any]] = []
+        header, partial = self.header, set()
         while True:
             ready = [(entry[2], src) for src, entry in header.items() if entry[0] < entry[1]]
             if not ready:
@@ -543,34 +572,54 @@ class SignalQueues:
             if ms > limit:
                 break
             entry = header[src]
-            name = f"{src}/{entry[0]}"
-            record = self.kv.get(name)
-            self.kv.delete(name)
-            entry[0] += 1
+            head = self._head(src, entry[0])
+            docs, index = head
+            if index < len(docs):
+                out.append(docs[index])
+                head[1] = index = index + 1
             self.dirty = True
-            if record is not None:
-                out.append(_unpack_entry(record))
+            if index < len(docs):
+                entry[2] = codec.signal_ms(docs[index])
+                partial.add(src)
+                continue
+            self.kv.delete(f"{src}/{entry[0]}")
+            del self.heads[src]
+            partial.discard(src)
+            entry[0] += 1
             if entry[0] < entry[1]:
-                following = self.kv.get(f"{src}/{entry[0]}")
-                entry[2] = _unpack_entry_ms(following) if following else ms
+                following = self._head(src, entry[0])[0]
+                entry[2] = codec.signal_ms(following[0]) if following else ms
+        for src in partial:
+            docs, index = self.heads[src]
+            self.kv.set(f"{src}/{header[src][0]}", _LEFT + jsonio.dumps(docs[index:]))
         if self.dirty:
             self.kv.set("h", jsonio.dumps(header))
         return out
 
+    def _head(self, src: str, position: int) -> list[Any]:
+        head = self.heads.get(src)
+        if head is None:
+            raw = self.kv.get(f"{src}/{position}")
+            head = self.heads[src] = [_unpack_entry(raw) if raw is not None else [], 0]
+        return head
+
 
 _MS = struct.Struct(">q")
 _QUEUED = b"\x01"
+_LEFT = b"\x02"
+_BATCH = b"\x03"
 
 
-def _unpack_entry(entry: bytes) -> bytes:
-    """The record of a queue entry (entries written before the clock prefix are records)."""
-    return entry[1 + _MS.size :] if entry[:1] == _QUEUED else entry
-
-
-def _unpack_entry_ms(entry: bytes) -> int:
-    if entry[:1] == _QUEUED:
-        return int(_MS.unpack_from(entry, 1)[0])
-    return int(codec.peek(entry)[2])
+def _unpack_entry(entry: bytes) -> list[dict[str, Any]]:
+    """The signal documents of a queue entry."""
+    tag = entry[:1]
+    if tag == _BATCH:
+        return list(codec.peek(entry[1:])[2])
+    if tag == _LEFT:
+        return list(jsonio.loads(entry[1:]))
+    if tag == _QUEUED:
+        entry = entry[1 + _MS.size :]
+    return list(codec.peek(entry)[2])
 
 
 def _dump(state: Any) -> bytes:

@@ -34,6 +34,7 @@ from waybill_watch.worker.stages import (
     Progress,
     WaybillStage,
     clock_of,
+    send_signals,
 )
 from waybill_watch.worker.topics import TopicNames
 
@@ -89,7 +90,9 @@ class Pipeline:
             events_topic=self.names.events,
             signals_topic=self.names.signals,
             origin=b"test",
+            partitions=partitions,
         )
+        self.effects = effects
         detection = DetectionSettings()
         self.waybills = WaybillStage(
             WaybillRunner(WaybillHandler(WaybillEngine(detection))),
@@ -136,8 +139,10 @@ class Pipeline:
             self.forward()
 
     def forward(self) -> None:
-        """What the ticker does for the waybill partitions: their clocks to every signals
-        partition."""
+        """What the ticker does for the waybill partitions: the signals waiting in their
+        outboxes, then their clocks, to every signals partition."""
+        for p, tx in enumerate(self.stores[self.names.updates]):
+            send_signals(self.effects.outbox, tx, p, self.produce_to, self.names.signals)
         clocks = {
             f"w/{p}": (clock, False)
             for p, tx in enumerate(self.stores[self.names.updates])

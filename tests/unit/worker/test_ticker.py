@@ -43,6 +43,7 @@ class Recorder:
         self.produced: list[tuple[str, int, dict[str, Any]]] = []
         self.recorded: list[int] = []
         self.clock_reads: list[int] = []
+        self.flushed: list[int] = []
         self.metrics = Metrics(CollectorRegistry())
         progress = Progress()
         progress.note("raw/0", 1_000_000, 9)  # behind: 10 of 100 records read
@@ -52,6 +53,7 @@ class Recorder:
             self.produce,
             self.recorded.append,
             self.clock_of,
+            self.flush,
             progress,
             names,
             self.metrics,
@@ -64,6 +66,10 @@ class Recorder:
     def produce(self, topic: str, key: bytes, value: bytes, partition: int) -> None:
         self.produced.append((topic, partition, codec.decode(value)[2]))
 
+    def flush(self, partition: int) -> None:
+        self.flushed.append(partition)
+        self.produced.append(("outbox", partition, None))
+
     def clock_of(self, partition: int) -> int | None:
         self.clock_reads.append(partition)
         return 2_000_000 + partition
@@ -75,12 +81,15 @@ def test_the_ticker_waits_until_the_state_is_restored_then_ticks_at_once() -> No
 
     rec.ticker()
     assert rec.produced == [] and rec.recorded == [] and rec.clock_reads == []
+    assert rec.flushed == []  # the outboxes are state too
 
     rec.restored = True
     rec.ticker()  # at once: a tick skipped while restoring does not start the interval
     marks = {"raw/0": [1_000_000, False]}
     clocks = {"w/0": [2_000_000, False], "w/1": [2_000_001, False]}
     assert rec.produced == [
+        ("outbox", 0, None),  # a partition's signals go before the clock that vouches for them
+        ("outbox", 1, None),
         (names.updates, 0, marks),
         (names.updates, 1, marks),
         (names.signals, 0, clocks),
@@ -88,3 +97,4 @@ def test_the_ticker_waits_until_the_state_is_restored_then_ticks_at_once() -> No
     ]
     assert rec.recorded == [0]
     assert sorted(rec.clock_reads) == [0, 1]
+    assert rec.flushed == [0, 1]
