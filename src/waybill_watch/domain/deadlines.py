@@ -83,17 +83,28 @@ class Kv(Protocol):
 
 BUCKET_MS = 60_000
 GROUP_BUCKETS = 60  # a directory entry per hour of buckets
+CHUNK = 128  # entries per chunk of a bucket
 
 
 class BucketDeadlineIndex:
     """The deadline index on a key-value store with get/set only (the worker's RocksDB state,
     whose changelog makes deadlines survive restarts and partition moves).
 
-    Layout: ``b<bucket>`` → orjson ``[[key, due_ms], ...]`` for one minute of due times;
-    ``g<group>`` → sorted non-empty bucket numbers of one hour; ``top`` → sorted non-empty
-    groups. ``pop_due_ms`` reads only non-empty buckets up to the limit, so a clock that jumps
-    days ahead costs O(due), not O(minutes passed). Re-scheduling does not remove the old entry
-    (lazy deletion: the runner checks each popped key against the key's stored due time).
+    Layout: one-minute buckets of due times. A bucket is chunks of at most ``CHUNK`` entries,
+    ``k<bucket>/<i>`` → orjson ``[[key, due_ms], ...]``, and a header ``n<bucket>`` → the
+    earliest due of each chunk (null once a chunk is emptied); ``g<group>`` → sorted non-empty
+    bucket numbers of one hour; ``top`` → sorted non-empty groups.
+
+    Costs do not grow with a bucket: a live worker schedules every new waybill's deadline into
+    the same minute (48 h from now), thousands a minute, and one list per bucket made each
+    schedule read and rewrite all of them (and each checkpoint write them to the changelog).
+    A schedule appends to the bucket's last chunk; ``pop_due_ms`` reads only chunks whose
+    earliest due has passed (entries come roughly in due order, so one or two per advance),
+    and only non-empty buckets up to the limit, so a clock that jumps days ahead costs O(due),
+    not O(minutes passed). Re-scheduling does not remove the old entry (lazy deletion: the
+    runner checks each popped key against the key's stored due time).
+
+    Buckets written before chunks (``b<bucket>`` → one list) are still popped.
     """
 
     def __init__(self, kv: Kv) -> None:
@@ -103,16 +114,27 @@ class BucketDeadlineIndex:
         if ms is None:
             return
         bucket = ms // BUCKET_MS
-        name = f"b{bucket}"
-        raw = self.kv.get(name)
-        entries: list[list[Any]] = orjson.loads(raw) if raw else []
+        head_name = f"n{bucket}"
+        raw_head = self.kv.get(head_name)
+        heads: list[int | None] = orjson.loads(raw_head) if raw_head else []
         entry = [key, ms]
-        if entry in entries:
-            return
+        entries: list[list[Any]] = []
+        if heads and heads[-1] is not None:
+            raw = self.kv.get(f"k{bucket}/{len(heads) - 1}")
+            entries = orjson.loads(raw) if raw else []
+            if entry in entries:
+                return
+        if not entries or len(entries) >= CHUNK:
+            if not heads and self.kv.get(f"b{bucket}") is None:
+                group = bucket // GROUP_BUCKETS
+                self._add(f"g{group}", bucket, group=group)
+            heads.append(ms)
+            entries = []
+        elif ms < (heads[-1] or ms):
+            heads[-1] = ms
         entries.append(entry)
-        self.kv.set(name, orjson.dumps(entries))
-        if raw is None:
-            self._add(f"g{bucket // GROUP_BUCKETS}", bucket, group=bucket // GROUP_BUCKETS)
+        self.kv.set(f"k{bucket}/{len(heads) - 1}", orjson.dumps(entries))
+        self.kv.set(head_name, orjson.dumps(heads))
 
     def pop_due_ms(self, limit: int) -> list[str]:
         top = self._list("top")
@@ -124,20 +146,8 @@ class BucketDeadlineIndex:
             buckets = self._list(f"g{group}")
             kept = []
             for bucket in buckets:
-                if bucket > last:
+                if bucket > last or self._pop_bucket(bucket, limit, due):
                     kept.append(bucket)
-                    continue
-                name = f"b{bucket}"
-                raw = self.kv.get(name)
-                entries = orjson.loads(raw) if raw else []
-                left = [e for e in entries if e[1] > limit]
-                due.extend((e[1], e[0]) for e in entries if e[1] <= limit)
-                if left:
-                    kept.append(bucket)
-                    if len(left) != len(entries):
-                        self.kv.set(name, orjson.dumps(left))
-                else:
-                    self.kv.delete(name)
             if kept != buckets:
                 self._store(f"g{group}", kept)
             if not kept:
@@ -145,6 +155,47 @@ class BucketDeadlineIndex:
                 self._store("top", top)
         due.sort()
         return [key for _, key in due]
+
+    def _pop_bucket(self, bucket: int, limit: int, due: list[tuple[int, str]]) -> bool:
+        """Move the entries of ``bucket`` due by ``limit`` to ``due``; True if any are left."""
+        left_any = False
+        raw = self.kv.get(f"b{bucket}")  # a bucket written before chunks
+        if raw is not None:
+            left_any = self._pop_list(f"b{bucket}", orjson.loads(raw), limit, due)
+        head_name = f"n{bucket}"
+        raw_head = self.kv.get(head_name)
+        if raw_head is None:
+            return left_any
+        heads: list[int | None] = orjson.loads(raw_head)
+        changed = False
+        for i, earliest in enumerate(heads):
+            if earliest is None or earliest > limit:
+                continue
+            name = f"k{bucket}/{i}"
+            raw = self.kv.get(name)
+            entries = orjson.loads(raw) if raw else []
+            self._pop_list(name, entries, limit, due)
+            left = [e[1] for e in entries if e[1] > limit]
+            heads[i] = min(left) if left else None
+            changed = True
+        if all(h is None for h in heads):
+            self.kv.delete(head_name)
+            return left_any
+        if changed:
+            self.kv.set(head_name, orjson.dumps(heads))
+        return True
+
+    def _pop_list(
+        self, name: str, entries: list[list[Any]], limit: int, due: list[tuple[int, str]]
+    ) -> bool:
+        """Pop the due entries of one stored list (rewritten or deleted); True if any left."""
+        left = [e for e in entries if e[1] > limit]
+        due.extend((e[1], e[0]) for e in entries if e[1] <= limit)
+        if not left:
+            self.kv.delete(name)
+        elif len(left) != len(entries):
+            self.kv.set(name, orjson.dumps(left))
+        return bool(left)
 
     def _list(self, name: str) -> list[int]:
         raw = self.kv.get(name)

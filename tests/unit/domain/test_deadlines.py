@@ -139,3 +139,59 @@ def test_bucket_index_keeps_later_entries_of_a_partly_elapsed_bucket() -> None:
     assert index.pop_due_ms(base + 30_000) == ["early"]
     assert index.pop_due_ms(base + 30_000) == []
     assert index.pop_due_ms(base + 50_000) == ["late"]
+
+
+class MeteredKv(DictKv):
+    """Counts the bytes read and written (a changelog record per value written)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.bytes_read = 0
+        self.bytes_written = 0
+
+    def get(self, key: str) -> bytes | None:
+        value = super().get(key)
+        self.bytes_read += len(value or b"")
+        return value
+
+    def set(self, key: str, value: bytes) -> None:
+        self.bytes_written += len(value)
+        super().set(key, value)
+
+
+def test_a_busy_minute_costs_the_same_per_deadline_as_a_quiet_one() -> None:
+    """A live worker schedules every new waybill's deadline into the same minute (48 h from
+    now); scheduling, and popping them as the clock passes, must not read or rewrite the
+    whole minute each time."""
+    kv = MeteredKv()
+    index = BucketDeadlineIndex(kv)
+    base = 1_764_000_000_000 - 1_764_000_000_000 % 60_000
+    costs = []
+    for i in range(20_000):  # one every 3 ms: 20,000 in one minute
+        before = kv.bytes_read + kv.bytes_written
+        index.schedule_ms(f"YT{i:013d}", base + 3 * i)
+        costs.append(kv.bytes_read + kv.bytes_written - before)
+    assert max(costs[-1000:]) < 20_000  # about two chunks of 128 entries, not 20,000 entries
+    popped: list[str] = []
+    pop_costs = []
+    for step in range(1, 601):  # the clock passes the minute in 100 ms steps
+        before = kv.bytes_read + kv.bytes_written
+        popped += index.pop_due_ms(base + 100 * step - 1)
+        pop_costs.append(kv.bytes_read + kv.bytes_written - before)
+    assert popped == [f"YT{i:013d}" for i in range(20_000)]
+    assert max(pop_costs) < 40_000
+    assert kv.data == {}
+
+
+def test_a_bucket_written_before_chunks_is_still_popped() -> None:
+    kv = DictKv()
+    index = BucketDeadlineIndex(kv)
+    base = 1_764_000_000_000 - 1_764_000_000_000 % 60_000
+    bucket = base // 60_000
+    kv.set(f"b{bucket}", b'[["old-late",%d],["old-early",%d]]' % (base + 40_000, base + 5_000))
+    kv.set(f"g{bucket // 60}", b"[%d]" % bucket)
+    kv.set("top", b"[%d]" % (bucket // 60))
+    index.schedule_ms("new", base + 20_000)
+    assert index.pop_due_ms(base + 30_000) == ["old-early", "new"]
+    assert index.pop_due_ms(base + 59_999) == ["old-late"]
+    assert kv.data == {}
