@@ -90,21 +90,24 @@ class BucketDeadlineIndex:
     """The deadline index on a key-value store with get/set only (the worker's RocksDB state,
     whose changelog makes deadlines survive restarts and partition moves).
 
-    Layout: one-minute buckets of due times. A bucket is chunks of at most ``CHUNK`` entries,
-    ``k<bucket>/<i>`` → orjson ``[[key, due_ms], ...]``, and a header ``n<bucket>`` → the
-    earliest due of each chunk (null once a chunk is emptied); ``g<group>`` → sorted non-empty
-    bucket numbers of one hour; ``top`` → sorted non-empty groups.
+    Layout: one-minute buckets of due times. A bucket is chunks of at most ``CHUNK`` entries
+    (orjson ``[[key, due_ms], ...]``): the first ``b<bucket>``, the rest ``k<bucket>/<i>``
+    with a header ``n<bucket>`` → the earliest due of each (null once a chunk is emptied);
+    ``g<group>`` → sorted non-empty bucket numbers of one hour; ``top`` → sorted non-empty
+    groups. Most buckets (a backlog spreads deadlines over many minutes) need only the first
+    chunk: one value written per schedule, as with one list per bucket.
 
     Costs do not grow with a bucket: a live worker schedules every new waybill's deadline into
     the same minute (48 h from now), thousands a minute, and one list per bucket made each
     schedule read and rewrite all of them (and each checkpoint write them to the changelog).
-    A schedule appends to the bucket's last chunk; ``pop_due_ms`` reads only chunks whose
-    earliest due has passed (entries come roughly in due order, so one or two per advance),
+    A schedule appends to the bucket's last chunk; ``pop_due_ms`` reads the first chunk and
+    the others whose earliest due has passed (entries come roughly in due order, so one or two),
     and only non-empty buckets up to the limit, so a clock that jumps days ahead costs O(due),
     not O(minutes passed). Re-scheduling does not remove the old entry (lazy deletion: the
     runner checks each popped key against the key's stored due time).
 
-    Buckets written before chunks (``b<bucket>`` → one list) are still popped.
+    A bucket written before chunks (``b<bucket>`` → one list of any length) reads as a first
+    chunk.
     """
 
     def __init__(self, kv: Kv) -> None:
@@ -116,25 +119,37 @@ class BucketDeadlineIndex:
         bucket = ms // BUCKET_MS
         head_name = f"n{bucket}"
         raw_head = self.kv.get(head_name)
-        heads: list[int | None] = orjson.loads(raw_head) if raw_head else []
         entry = [key, ms]
+        if raw_head is None:  # the bucket's first chunk, kept under its own name
+            name = f"b{bucket}"
+            raw = self.kv.get(name)
+            first: list[list[Any]] = orjson.loads(raw) if raw else []
+            if entry in first:
+                return
+            if len(first) < CHUNK:
+                if raw is None:
+                    group = bucket // GROUP_BUCKETS
+                    self._add(f"g{group}", bucket, group=group)
+                first.append(entry)
+                self.kv.set(name, orjson.dumps(first))
+                return
+        heads: list[int | None] = orjson.loads(raw_head) if raw_head else []
         entries: list[list[Any]] = []
         if heads and heads[-1] is not None:
             raw = self.kv.get(f"k{bucket}/{len(heads) - 1}")
             entries = orjson.loads(raw) if raw else []
             if entry in entries:
                 return
+        earliest = heads[-1] if entries else None
         if not entries or len(entries) >= CHUNK:
-            if not heads and self.kv.get(f"b{bucket}") is None:
-                group = bucket // GROUP_BUCKETS
-                self._add(f"g{group}", bucket, group=group)
             heads.append(ms)
             entries = []
-        elif ms < (heads[-1] or ms):
+        elif earliest is not None and ms < earliest:
             heads[-1] = ms
         entries.append(entry)
         self.kv.set(f"k{bucket}/{len(heads) - 1}", orjson.dumps(entries))
-        self.kv.set(head_name, orjson.dumps(heads))
+        if heads[-1] != earliest:  # a new chunk, or an earlier due: most appends change neither
+            self.kv.set(head_name, orjson.dumps(heads))
 
     def pop_due_ms(self, limit: int) -> list[str]:
         top = self._list("top")
@@ -159,7 +174,7 @@ class BucketDeadlineIndex:
     def _pop_bucket(self, bucket: int, limit: int, due: list[tuple[int, str]]) -> bool:
         """Move the entries of ``bucket`` due by ``limit`` to ``due``; True if any are left."""
         left_any = False
-        raw = self.kv.get(f"b{bucket}")  # a bucket written before chunks
+        raw = self.kv.get(f"b{bucket}")  # the first chunk
         if raw is not None:
             left_any = self._pop_list(f"b{bucket}", orjson.loads(raw), limit, due)
         head_name = f"n{bucket}"
