@@ -146,9 +146,10 @@ def signal_of(doc: dict[str, Any]) -> tuple[Signal, datetime]:
 
 
 def decode(data: bytes, drafts: Mapping[str, DraftBuilder] | None = None) -> tuple[str, str, Any]:
-    """``(kind, src, payload)``: ``update`` → PendingUpdate (scans unbuilt: ``realise``),
-    ``order`` → (OrderEvent, received_at), ``tick`` → {source: [mark_ms, idle]}, ``signal`` →
-    (Signal, now). ``drafts`` builds the drafts of each draft feed."""
+    """``(kind, src, payload)`` of an updates-topic record: ``update`` → PendingUpdate (scans
+    unbuilt: ``realise``), ``order`` → (OrderEvent, received_at), ``tick`` → {source:
+    [mark_ms, idle]}. ``drafts`` builds the drafts of each draft feed. Signals-topic records
+    are read with ``peek``."""
     doc = jsonio.loads(data)
     kind = doc.get("kind")
     src = doc.get("src", "")
@@ -157,8 +158,6 @@ def decode(data: bytes, drafts: Mapping[str, DraftBuilder] | None = None) -> tup
     if kind == ORDER:
         order = OrderEvent.model_validate(doc["order"])
         return ORDER, src, (order, parse_rfc3339(doc["received_at"]))
-    if kind == SIGNAL:
-        return SIGNAL, src, signal_of(doc)
     if kind == UPDATE:
         update = WaybillUpdate(
             waybill=doc["waybill"],

@@ -20,19 +20,7 @@ from waybill_watch.worker.outputs import Outputs
 from waybill_watch.worker.ports import KafkaEffects, SignalOutbox, TransactionKv
 from waybill_watch.worker.stages import AggregateStage, SignalQueues, send_signals
 
-
-class DictTx:
-    def __init__(self) -> None:
-        self.data: dict[tuple[bytes, bytes], bytes] = {}
-
-    def get_bytes(self, key: bytes, prefix: bytes) -> bytes | None:
-        return self.data.get((prefix, key))
-
-    def set_bytes(self, key: bytes, value: bytes, prefix: bytes) -> None:
-        self.data[(prefix, key)] = value
-
-    def delete(self, key: bytes, prefix: bytes) -> None:
-        self.data.pop((prefix, key), None)
+from .pipeline import DictTransaction as DictTx
 
 
 def _java_partition(java_hash: int, partitions: int) -> int:

@@ -22,6 +22,8 @@ from quixstreams.state.rocksdb.partition import RocksDBStorePartition
 
 from waybill_watch.worker.ports import STATE_PREFIX, TransactionStore
 
+from .pipeline import DictTransaction as DictTx
+
 DAY_MS = 86_400_000
 
 
@@ -65,20 +67,6 @@ def test_state_reads_back_intact(tmp_path: Path, dues: tuple[int | None, ...]) -
             assert _store(tx).load(key) == expected
     finally:
         partition.close()
-
-
-class DictTx:
-    def __init__(self) -> None:
-        self.data: dict[tuple[bytes, bytes], bytes] = {}
-
-    def get_bytes(self, key: bytes, prefix: bytes) -> bytes | None:
-        return self.data.get((prefix, key))
-
-    def set_bytes(self, key: bytes, value: bytes, prefix: bytes) -> None:
-        self.data[(prefix, key)] = value
-
-    def delete(self, key: bytes, prefix: bytes) -> None:
-        self.data.pop((prefix, key), None)
 
 
 @pytest.mark.parametrize("due", [1_796_612_336_074, None])
