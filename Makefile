@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: venv jars run test test-unit lint fmt schemas broker-up broker-down bench clean
+.PHONY: venv jars run test test-unit lint fmt schemas broker-up broker-down db-up db-down bench clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -43,6 +43,13 @@ broker-up: venv
 
 broker-down: venv
 	$(BIN)/python -m waybill_watch.devbroker down
+
+# Prints the database URL (default port 5433); data and log in .run/postgres.
+db-up: venv
+	$(BIN)/python -m waybill_watch.devdb up
+
+db-down: venv
+	$(BIN)/python -m waybill_watch.devdb down
 
 bench: venv
 	$(BIN)/python -m benchmarks

@@ -3,6 +3,11 @@
 Broker order: ``KAFKA_BOOTSTRAP_SERVERS`` (must answer) → a Docker engine if one answers
 (``apache/kafka`` image) → the local Maven-jar broker (``waybill_watch.devbroker``).
 With none of them the requesting tests fail; they are never skipped.
+
+PostgreSQL likewise, one server per session: ``WAYBILL_WATCH_DATABASE_URL`` (must answer)
+→ Docker (``postgres:16``) → the local server from the installed binaries
+(``waybill_watch.devdb``, fsync off). Each test asking for ``database_url`` gets a new,
+empty database on it, dropped afterwards.
 """
 
 from __future__ import annotations
@@ -20,8 +25,21 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
 from waybill_watch.devbroker import KAFKA_VERSION, BrokerError, LocalBroker, wait_until_ready
 from waybill_watch.devbroker.config import free_port
+from waybill_watch.devdb import (
+    DATABASE,
+    DatabaseError,
+    LocalPostgres,
+    create_database,
+    drop_database,
+    redact_url,
+)
+from waybill_watch.devdb import wait_until_ready as wait_until_database_ready
+from waybill_watch.devdb.server import NON_DURABLE
 
 BROKER_FIXTURE = "kafka_bootstrap"
+DATABASE_FIXTURE = "postgres_server_url"
+DATABASE_URL_ENV = "WAYBILL_WATCH_DATABASE_URL"
+POSTGRES_IMAGE = "postgres:16"
 EXTERNAL_READY_S = 30.0
 DOCKER_READY_S = 120.0
 TOPIC_READY_S = 15.0
@@ -30,9 +48,11 @@ CreateTopics = Callable[[str, Sequence[str], int], Awaitable[None]]
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Every test that uses the broker is an ``integration`` test (``-m 'not integration'``)."""
+    """Every test that uses the broker or the database server (``database_url`` included: it
+    depends on the server) is an ``integration`` test (``-m 'not integration'``)."""
     for item in items:
-        if BROKER_FIXTURE in getattr(item, "fixturenames", ()):
+        names = getattr(item, "fixturenames", ())
+        if BROKER_FIXTURE in names or DATABASE_FIXTURE in names:
             item.add_marker(pytest.mark.integration)
 
 
@@ -165,3 +185,83 @@ def unique_name() -> Callable[[str], str]:
 def create_topics() -> CreateTopics:
     """``await create_topics(bootstrap, ["t1", "t2"], 3)``."""
     return create_kafka_topics
+
+
+# --- PostgreSQL ------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def postgres_server_url() -> Iterator[str]:
+    """URL of a ready PostgreSQL server shared by the whole session.
+
+    Its database belongs to the session: tests that write should use ``database_url``.
+    """
+    external = os.environ.get(DATABASE_URL_ENV, "").strip()
+    if external:
+        try:
+            wait_until_database_ready(external, EXTERNAL_READY_S)
+        except DatabaseError as exc:
+            pytest.fail(
+                f"{DATABASE_URL_ENV}={redact_url(external)} does not answer: {exc}",
+                pytrace=False,
+            )
+        yield external
+        return
+    with _docker_or_local_postgres() as url:
+        yield url
+
+
+@pytest.fixture
+def database_url(postgres_server_url: str) -> Iterator[str]:
+    """URL of a new, empty database of this test's own (dropped afterwards)."""
+    name = f"test_{uuid.uuid4().hex[:16]}"
+    try:
+        url = create_database(postgres_server_url, name)
+    except DatabaseError as exc:
+        pytest.fail(f"cannot create a test database: {exc}", pytrace=False)
+    try:
+        yield url
+    finally:
+        drop_database(postgres_server_url, name)
+
+
+@contextlib.contextmanager
+def _docker_or_local_postgres() -> Iterator[str]:
+    if _docker_answers():
+        stack = contextlib.ExitStack()
+        try:
+            url = stack.enter_context(_docker_postgres())
+        except Exception as exc:  # an unusable engine must not hide the local fallback
+            warnings.warn(f"Docker PostgreSQL failed ({exc}); using the local server", stacklevel=1)
+        else:
+            with stack:
+                yield url
+            return
+    server = LocalPostgres(durable=False)
+    try:
+        url = server.start()
+    except DatabaseError as exc:
+        pytest.fail(
+            f"no PostgreSQL server for the integration tests: {DATABASE_URL_ENV} is unset, "
+            f"no Docker engine answers, and the local server failed:\n{exc}",
+            pytrace=False,
+        )
+    try:
+        yield url
+    finally:
+        server.stop()
+
+
+@contextlib.contextmanager
+def _docker_postgres() -> Iterator[str]:
+    """``postgres:16`` with trust auth and fsync off, like the local test server."""
+    from testcontainers.core.container import DockerContainer
+
+    port = free_port()
+    container = DockerContainer(POSTGRES_IMAGE).with_bind_ports(5432, port)
+    container.with_envs(POSTGRES_HOST_AUTH_METHOD="trust", POSTGRES_DB=DATABASE)
+    container.with_command(["postgres", *(arg for s in NON_DURABLE for arg in ("-c", s))])
+    with container:
+        url = f"postgresql://postgres@127.0.0.1:{port}/{DATABASE}"
+        wait_until_database_ready(url, DOCKER_READY_S)
+        yield url
