@@ -34,6 +34,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, tzinfo
+from typing import Any
 
 from waybill_watch.domain.clock import from_ms, to_ms
 from waybill_watch.domain.config import DetectionSettings
@@ -42,6 +43,7 @@ from waybill_watch.domain.detectors import (
     WaybillDetector,
     build_waybill_detectors,
 )
+from waybill_watch.domain.detectors.base import Detector
 from waybill_watch.domain.episodes import (
     Subject,
     Transition,
@@ -92,6 +94,7 @@ class WaybillEngine:
 
     def __init__(self, settings: DetectionSettings) -> None:
         self.settings = settings
+        self._evidence = Detector(settings)  # evidence formatting in the local zone
         self.detectors: list[WaybillDetector] = build_waybill_detectors(settings)
         self.stepwise: list[EventDetector] = [
             d for d in self.detectors if isinstance(d, EventDetector)
@@ -272,8 +275,10 @@ class WaybillEngine:
         actions = []
         if step.status == "resolved":
             evidence["opened_at"] = format_rfc3339(from_ms(episode.opened, now.tzinfo or self.tz))
-        elif detector.ladder:
-            actions = ladder(from_ms(episode.opened, now.tzinfo or self.tz), detector.ladder)
+        else:
+            evidence.update(_case_context(self._evidence, state))
+            if detector.ladder:
+                actions = ladder(from_ms(episode.opened, now.tzinfo or self.tz), detector.ladder)
         subject = Subject(
             state.waybill, waybill=state.waybill, courier=state.courier, merchant=state.merchant
         )
@@ -314,3 +319,18 @@ class WaybillEngine:
 def _days_ms(days: float) -> int:
     """A setting in days as epoch-ms duration (0 stays 0: disabled)."""
     return round(days * 86_400_000)
+
+
+def _case_context(evidence: Detector, state: WaybillState) -> dict[str, Any]:
+    """What the case service needs beyond the trigger, on ``open``/``updated`` only: the
+    lane (origin = the first scan's city, destination = the order's) for the review, and the
+    waybill's whole kept timeline (masked, at most ``MAX_SCANS``) for the evidence dossier."""
+    origin = next((r.city for r in state.scans if r.city), None)
+    lane = {"origin_city": origin, "destination_city": state.destination_city}
+    return {
+        "lane": {k: v for k, v in lane.items() if v},
+        "timeline": {
+            "scans": [evidence.scan(r) for r in state.scans],
+            "order_events": [evidence.order_event(f) for f in state.orders],
+        },
+    }

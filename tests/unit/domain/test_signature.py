@@ -168,3 +168,22 @@ def test_new_complaint_after_resolution_opens_a_new_id() -> None:
     again = d.order("not_received_reported", at(80))
     assert summary(again) == [("signed_not_received", "open", ["not_received_reported"])]
     assert again[0].anomaly_id != first[0].anomaly_id
+
+
+def test_waybill_anomalies_carry_the_lane_and_the_whole_timeline_for_the_case_service() -> None:
+    d = Driver()
+    d.order("shipped", at(-2), city="杭州市")
+    _delivered(d)
+    [opened] = d.order("not_received_reported", at(50), now=at(50, 1))
+    assert opened.evidence["lane"] == {"origin_city": "上海", "destination_city": "杭州市"}
+    timeline = opened.evidence["timeline"]
+    assert [s["status"] for s in timeline["scans"]] == [
+        "picked_up",
+        "in_transit",
+        "out_for_delivery",
+        "delivered",
+    ]
+    assert timeline["scans"][-1]["signer"] == "张**"  # masked like all evidence
+    assert [o["type"] for o in timeline["order_events"]] == ["shipped", "not_received_reported"]
+    [resolved] = d.order("receipt_confirmed", at(60), now=at(60))
+    assert "timeline" not in resolved.evidence  # the case already has it
