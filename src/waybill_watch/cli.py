@@ -70,6 +70,12 @@ def _parser(*, with_simulate_options: bool = True) -> argparse.ArgumentParser:
     if with_simulate_options:
         _add_simulate_arguments(simulate)
 
+    cases = sub.add_parser("cases", help="case management: SOP ladder, case board, REST API")
+    from waybill_watch.cases.cli import add_arguments as add_cases_arguments
+
+    add_cases_arguments(cases)
+    cases.set_defaults(func=_cases)
+
     demo = sub.add_parser("demo", help="local broker + worker + sample pushes + live anomalies")
     demo.add_argument("--duration", type=float, help="stop after this many seconds")
     demo.add_argument(
@@ -201,6 +207,17 @@ def _start_settings(command: str) -> Settings | None:
     except (ValueError, OSError) as exc:  # validation, unparsable value, config file
         _cannot_start(command, settings_problem(exc), "fix the environment or config file")
         return None
+
+
+def _cases(args: argparse.Namespace) -> int:
+    """The case service (contract §9) and its admin actions; see ``cases/cli.py``."""
+    settings = _start_settings("cases")
+    if settings is None:
+        return 2
+    _logging(settings.log_level)
+    from waybill_watch.cases.cli import run
+
+    return run(args, settings)
 
 
 def _ingest(_: argparse.Namespace) -> int:

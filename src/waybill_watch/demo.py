@@ -5,8 +5,15 @@ answers on 127.0.0.1:9092), starts ``waybill-watch worker`` as a child process w
 ``stream`` clock and topics of this run's own (``demo.<run>.``), produces simulated traffic
 with labelled anomalies to ``tracking.raw`` (``--simulate N`` waybills, simulated time), then
 sends a built-in sample of Kdniao pushes over HTTP (stamped now) and prints every anomaly the
-worker emits as it arrives, with a count per type when it stops. On SIGINT/SIGTERM it stops
-what it started: the worker, then the broker.
+worker emits as it arrives, with a count per type when it stops.
+
+It also runs the case service (``waybill-watch cases``) on PostgreSQL: the one named by
+``WAYBILL_WATCH_DATABASE_URL``, else a local server it starts from the installed binaries
+(data in ``.run/postgres``), in a database it empties at each start (``waybill_watch_demo``).
+It prints the case board's URL with a demo sign-in and a demo API token.
+
+On SIGINT/SIGTERM it stops what it started: the case service, the worker, the database, then
+the broker.
 """
 
 from __future__ import annotations
@@ -22,6 +29,7 @@ import sys
 import time
 from collections import Counter
 from pathlib import Path
+from typing import Any
 
 import aiohttp
 import orjson
@@ -70,6 +78,8 @@ async def _demo(duration: float | None, simulate: int) -> int:
         loop.add_signal_handler(sig, stop.set)
     broker: LocalBroker | None = None
     worker: subprocess.Popen[bytes] | None = None
+    cases: subprocess.Popen[bytes] | None = None
+    database: Any = None
     try:
         bootstrap, broker = await _broker()
         # Local means not given by the user: the broker it started, or one on 127.0.0.1:9092.
@@ -80,6 +90,7 @@ async def _demo(duration: float | None, simulate: int) -> int:
         base = f"http://127.0.0.1:{settings.web_port}"
         if not await _wait_ready(base, worker, stop):
             return 0 if stop.is_set() else 1
+        database, cases = await _start_cases(bootstrap, prefix)
         consumer = await _anomaly_consumer(bootstrap, settings.topic("anomalies"))
         counts: Counter[str] = Counter()
         try:
@@ -98,7 +109,11 @@ async def _demo(duration: float | None, simulate: int) -> int:
                 )
         return 0
     finally:
+        _stop_child(cases, "the case service")
         _stop_worker(worker)
+        if database is not None:
+            say("stopping the local PostgreSQL ...")
+            await asyncio.to_thread(database.stop)
         if broker is not None:
             say("stopping the local Kafka broker ...")
             await asyncio.to_thread(broker.stop)
@@ -304,12 +319,88 @@ def _format(anomaly: dict[str, object]) -> str:
 
 
 def _stop_worker(worker: subprocess.Popen[bytes] | None) -> None:
-    if worker is None or worker.poll() is not None:
+    _stop_child(worker, "the worker")
+
+
+def _stop_child(child: subprocess.Popen[bytes] | None, name: str) -> None:
+    if child is None or child.poll() is not None:
         return
-    say("stopping the worker ...")
-    worker.send_signal(signal.SIGTERM)
+    say(f"stopping {name} ...")
+    child.send_signal(signal.SIGTERM)
     try:
-        worker.wait(timeout=30)
+        child.wait(timeout=30)
     except subprocess.TimeoutExpired:
-        worker.kill()
-        worker.wait()
+        child.kill()
+        child.wait()
+
+
+DEMO_DATABASE = "waybill_watch_demo"
+
+
+def _spawn(args: list[str], env: dict[str, str], log_path: Path) -> subprocess.Popen[bytes]:
+    with log_path.open("ab") as log:
+        return subprocess.Popen(
+            [sys.executable, "-m", "waybill_watch", *args], env=env, stdout=log, stderr=log
+        )
+
+
+async def _start_cases(bootstrap: str, prefix: str) -> tuple[Any, subprocess.Popen[bytes] | None]:
+    """The case service on the configured or a local PostgreSQL; (local server, process).
+
+    A database that cannot be had is said and skipped: the detection demo still runs."""
+    from waybill_watch.devdb import DatabaseError, LocalPostgres, drop_database, ensure_database
+
+    configured = os.environ.get("WAYBILL_WATCH_DATABASE_URL")
+    server = None
+    try:
+        if configured:
+            url = configured
+            say("case service: using WAYBILL_WATCH_DATABASE_URL")
+        else:
+            say("starting a local PostgreSQL for the case service ...")
+            server = LocalPostgres(data_dir=RUN_DIR / "postgres")
+            base = await asyncio.to_thread(server.start)
+            await asyncio.to_thread(drop_database, base, DEMO_DATABASE)
+            url = await asyncio.to_thread(ensure_database, base, DEMO_DATABASE)
+    except DatabaseError as exc:
+        say(f"no case service: {exc}")
+        return server, None
+    password = secrets.token_urlsafe(9)
+    tokens = RUN_DIR / "cases-tokens.json"
+    tokens.unlink(missing_ok=True)
+    env = dict(os.environ)
+    env.update(
+        {
+            "KAFKA_BOOTSTRAP_SERVERS": bootstrap,
+            "WAYBILL_WATCH_TOPIC_PREFIX": prefix,
+            "WAYBILL_WATCH_DATABASE_URL": url,
+            "WAYBILL_WATCH_API_TOKENS_FILE": str(tokens),
+        }
+    )
+    from waybill_watch.cases.tokens import add_token
+
+    token = add_token(tokens, "operator", None)
+    adder = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "waybill_watch",
+        "cases",
+        "add-user",
+        "demo",
+        "--role",
+        "admin",
+        env=env,
+        stdin=asyncio.subprocess.PIPE,
+        stdout=asyncio.subprocess.DEVNULL,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    _, err = await adder.communicate((password + "\n").encode())
+    if adder.returncode != 0:
+        say(f"no case service: adding the demo account failed: {err.decode(errors='replace')}")
+        return server, None
+    log_path = RUN_DIR / "cases.log"
+    process = _spawn(["cases"], env, log_path)
+    port = Settings().cases_port
+    say(f"case board: http://127.0.0.1:{port}/  (sign in: demo / {password}; log: {log_path})")
+    say(f"cases API token (operator): {token}")
+    return server, process

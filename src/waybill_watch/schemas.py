@@ -8,6 +8,7 @@ import orjson
 from pydantic import BaseModel
 from pydantic.json_schema import JsonSchemaMode
 
+from waybill_watch.cases.model import CaseEvent
 from waybill_watch.models import AnomalyEvent, CaptureEnvelope, DlqRecord, OrderEvent, TrackingEvent
 
 #: File name (contract §3–§7) → (model, mode). Inputs are described as what we accept
@@ -18,6 +19,7 @@ SCHEMAS: dict[str, tuple[type[BaseModel], JsonSchemaMode]] = {
     "order-event.schema.json": (OrderEvent, "validation"),
     "anomaly.schema.json": (AnomalyEvent, "serialization"),
     "dlq-record.schema.json": (DlqRecord, "serialization"),
+    "case-event.schema.json": (CaseEvent, "serialization"),
 }
 
 

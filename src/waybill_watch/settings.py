@@ -117,6 +117,35 @@ class Settings(BaseSettings):
     canonical_secret: SecretStr | None = None
     merchant_secret: SecretStr | None = None
 
+    # Case service (`waybill-watch cases`, contract §9)
+    database_url: SecretStr | None = Field(
+        None,
+        description="PostgreSQL URL of the case store (WAYBILL_WATCH_DATABASE_URL); `demo` and "
+        "`make run` start a local server when it is unset.",
+    )
+    cases_port: int = Field(6067, ge=0, le=65535, description="HTTP port of the case service.")
+    cases_group: str = Field(
+        "waybill-watch-cases", description="Consumer group of the case service (after the prefix)."
+    )
+    api_tokens_file: Path | None = Field(
+        None,
+        description="JSON object: SHA-256 hex digest of each bearer token -> {role, merchant}.",
+    )
+    cases_playbooks: Path | None = Field(
+        None, description="Playbook file (TOML); default: the packaged playbooks.toml."
+    )
+    cases_timer_interval_seconds: float = Field(
+        1.0, gt=0, description="How often due reminders and overdue steps are looked for."
+    )
+    cases_session_secret: SecretStr | None = Field(
+        None,
+        description="Key that signs sign-in cookies; unset: a random key per start (everyone "
+        "signs in again after a restart).",
+    )
+    cases_secure_cookies: bool = Field(
+        False, description="Mark session cookies Secure (set behind HTTPS)."
+    )
+
     detection: DetectionSettings = Field(default_factory=DetectionSettings)
 
     #: A config file chosen by the caller (``--config``); else ``WAYBILL_WATCH_CONFIG``.

@@ -33,6 +33,7 @@ class TopicNames:
     dlq: str
     updates: str  # internal: one push's scans for one waybill (+ ticks), keyed by waybill
     signals: str  # internal: facts re-keyed by courier or courier:site (+ ticks)
+    cases_events: str  # the case service's lifecycle events (contract §9), keyed by case id
 
     @classmethod
     def from_settings(cls, settings: Settings) -> TopicNames:
@@ -45,6 +46,7 @@ class TopicNames:
             dlq=t("tracking.dlq"),
             updates=t("waybill-watch.updates"),
             signals=t("waybill-watch.signals"),
+            cases_events=t("cases.events"),
         )
 
     def keyed_by_waybill(self) -> tuple[str, ...]:
@@ -60,6 +62,7 @@ class TopicNames:
             self.dlq,
             self.updates,
             self.signals,
+            self.cases_events,
         )
 
 
