@@ -78,22 +78,14 @@ async def test_worker_to_case_to_overdue_step_to_auto_close(
     now = datetime.now(SHANGHAI).replace(microsecond=0)
     day = now - timedelta(days=1)
     status, _ = await worker.post(
-        "merchant",
-        *encode.merchant_push(
-            order("shipped", now - timedelta(days=2), destination={"city": "杭州市"}),
-            MERCHANT_SECRET,
-        ),
-    )
-    assert status == 200
-    status, _ = await worker.post(
         "canonical",
         *encode.canonical_push(
             [
                 scan("picked_up", day - timedelta(hours=20), "深圳", "深圳南山网点"),
-                scan("out_for_delivery", day - timedelta(hours=2), "杭州", "杭州西湖营业部"),
+                scan("out_for_delivery", day - timedelta(hours=3), "杭州", "杭州西湖营业部"),
                 scan(
                     "delivered",
-                    day.replace(hour=14),
+                    day - timedelta(hours=1),
                     "杭州",
                     "杭州西湖营业部",
                     sign_type="recipient",
@@ -101,6 +93,18 @@ async def test_worker_to_case_to_overdue_step_to_auto_close(
                 ),
             ],
             CANONICAL_SECRET,
+        ),
+    )
+    assert status == 200
+    # the scans first (applied before the order, else a 45 h old `shipped` with no scan yet
+    # would open no_first_scan at once)
+    forwarded = await worker.read_topic("tracking.events", until=lambda rs: len(rs) >= 3)
+    assert len(forwarded) == 3
+    status, _ = await worker.post(
+        "merchant",
+        *encode.merchant_push(
+            order("shipped", day - timedelta(hours=21), destination={"city": "杭州市"}),
+            MERCHANT_SECRET,
         ),
     )
     assert status == 200
@@ -118,6 +122,7 @@ async def test_worker_to_case_to_overdue_step_to_auto_close(
 
     summary = await wait_for(the_case)
     assert summary["waybill"] == WAYBILL and summary["merchant"] == "shop-42"
+    assert summary["types"] == ["signed_not_received"]  # a clean route: nothing else opened
     case_id = summary["case_id"]
     code, case = await api(cases, "GET", f"/api/cases/{case_id}")
     assert code == 200

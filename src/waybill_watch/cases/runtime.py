@@ -38,6 +38,10 @@ from waybill_watch.worker.outputs import payload_text
 log = logging.getLogger(__name__)
 
 BATCH = 500
+#: Rounds of due timers per tick before the loop yields (each round is one transaction).
+MAX_TIMER_ROUNDS = 20
+#: How often the open-cases and overdue-steps gauges are recounted (a grouped query).
+COUNTS_EVERY_S = 15.0
 #: Longest the relay spends reading the tail of cases.events before it publishes.
 TAIL_READ_S = 20.0
 RETRY_MAX_S = 10.0
@@ -170,15 +174,18 @@ class Timers:
 
     async def run(self, stop: asyncio.Event) -> None:
         """Until ``stop`` is set; a database error is logged and retried next round."""
+        counted = 0.0
         while not stop.is_set():
             try:
-                while True:
-                    fired = await self.service.fire_due()
+                for _ in range(MAX_TIMER_ROUNDS):  # a backlog of due steps, 500 cases a round
+                    fired = await self.service.fire_due(BATCH)
                     if fired and self.relay_wakeup is not None:
                         self.relay_wakeup.set()
-                    if len(fired) == 0:
+                    if not fired:
                         break
-                self.metrics.set_counts(await self.service.store.counts(self.service.clock()))
+                if time.monotonic() - counted >= COUNTS_EVERY_S:
+                    counted = time.monotonic()
+                    self.metrics.set_counts(await self.service.store.counts(self.service.clock()))
             except Exception as exc:
                 self.metrics.store_errors.labels("timers").inc()
                 log.warning("timer round failed (%s); retrying", exc)

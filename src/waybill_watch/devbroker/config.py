@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import base64
-import socket
 import uuid
 from collections.abc import Mapping
 from pathlib import Path
+
+from waybill_watch.localproc import free_port as free_port
+from waybill_watch.localproc import port_is_free as port_is_free
 
 HOST = "127.0.0.1"
 NODE_ID = 1
@@ -119,24 +121,3 @@ def new_cluster_id() -> str:
         text = base64.urlsafe_b64encode(raw).rstrip(b"=").decode("ascii")
         if not text.startswith("-") and int.from_bytes(raw, "big") > 1:
             return text
-
-
-def free_port(exclude: frozenset[int] = frozenset()) -> int:
-    """A TCP port on 127.0.0.1 that is free right now (the OS picks it)."""
-    while True:
-        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-            sock.bind((HOST, 0))
-            port = int(sock.getsockname()[1])
-        if port not in exclude:
-            return port
-
-
-def port_is_free(port: int) -> bool:
-    """Whether a server could bind ``127.0.0.1:port`` now (as Kafka does, with reuse)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            sock.bind((HOST, port))
-        except OSError:
-            return False
-    return True

@@ -9,21 +9,10 @@ import subprocess
 from pathlib import Path
 
 from waybill_watch.devbroker import KAFKA_VERSION, MIN_JAVA, BrokerError
+from waybill_watch.localproc import tail as tail
+from waybill_watch.localproc import tail_file as tail_file
 
 _JAVA_VERSION_RE = re.compile(r'version "(\d+)(?:\.(\d+))?')
-
-
-def tail(text: str, lines: int = 30) -> str:
-    """The last ``lines`` lines of ``text``: enough to see an error, short enough to read."""
-    return "\n".join(text.rstrip().splitlines()[-lines:])
-
-
-def tail_file(path: Path, lines: int = 30) -> str:
-    """The last lines of a log file, or a note that it is missing."""
-    try:
-        return tail(path.read_text(encoding="utf-8", errors="replace"), lines)
-    except OSError:
-        return f"(no log at {path})"
 
 
 def find_java() -> str:

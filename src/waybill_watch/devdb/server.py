@@ -22,7 +22,6 @@ import pwd
 import re
 import shutil
 import signal
-import socket
 import stat
 import subprocess
 import tempfile
@@ -46,6 +45,7 @@ from waybill_watch.devdb import (
     SUPERUSER,
     DatabaseError,
 )
+from waybill_watch.localproc import free_port, port_is_free, tail, tail_file
 
 START_TIMEOUT_S = 60.0
 STOP_GRACE_S = 30.0
@@ -600,25 +600,6 @@ def stop_pid(pid: int, grace: float = STOP_GRACE_S) -> bool:
 # --- ports --------------------------------------------------------------------------------
 
 
-def port_is_free(port: int) -> bool:
-    """Whether PostgreSQL could listen on ``127.0.0.1:port`` now (it uses SO_REUSEADDR too,
-    so TIME_WAIT leftovers of a previous run do not count as busy)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            sock.bind((HOST, port))
-        except OSError:
-            return False
-    return True
-
-
-def free_port() -> int:
-    """A port on 127.0.0.1 that nothing listens on right now."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind((HOST, 0))
-        return int(sock.getsockname()[1])
-
-
 def _usable_port(requested: int | None, previous: int | None = None) -> int:
     """``requested`` if free (else an error); else the previous run's port if still free,
     so a restarted object keeps its URL; else any free port."""
@@ -738,16 +719,3 @@ def _admin_connection(url: str, action: str) -> Iterator[psycopg.Connection[Any]
 
 def _one_line(exc: BaseException) -> str:
     return " ".join(line.strip() for line in str(exc).splitlines() if line.strip())
-
-
-def tail(text: str, lines: int = 30) -> str:
-    """The last ``lines`` lines of ``text``: enough to see an error, short enough to read."""
-    return "\n".join(text.rstrip().splitlines()[-lines:])
-
-
-def tail_file(path: Path, lines: int = 30) -> str:
-    """The last lines of a log file, or a note that it is missing."""
-    try:
-        return tail(path.read_text(encoding="utf-8", errors="replace"), lines)
-    except OSError:
-        return f"(no log at {path})"
