@@ -19,7 +19,7 @@ from psycopg.rows import tuple_row
 from psycopg.types.json import Jsonb
 from psycopg_pool import AsyncConnectionPool
 
-from waybill_watch.cases.model import Case, CaseEvent, CasePage
+from waybill_watch.cases.model import Case, CaseEvent, CasePage, CaseSummary
 from waybill_watch.cases.review import DIMENSIONS, UNKNOWN
 from waybill_watch.cases.store import (
     Account,
@@ -30,7 +30,6 @@ from waybill_watch.cases.store import (
     decode_cursor,
     encode_cursor,
     sort_rank,
-    summary,
 )
 
 #: The advisory lock whose holder publishes the outbox (one case service at a time).
@@ -39,11 +38,16 @@ _RELAY_LOCK = 0x77627763
 _COLUMNS = (
     "case_id, scope, subject, waybill, merchant, courier, site, origin_city, destination_city,"
     " type, types, status, outcome, opened_at, closed_at, updated_at, next_due_at,"
-    " next_timer_at, rank, steps_finished, steps_on_time, doc"
+    " next_timer_at, rank, steps_finished, steps_on_time, doc, severity, next_step, pending_due"
+)
+#: What a queue row (``CaseSummary``) is built from: columns only, no document.
+_SUMMARY = (
+    "case_id, scope, subject, waybill, merchant, courier, site, type, types, severity, status,"
+    " outcome, opened_at, closed_at, next_due_at, next_step, rank"
 )
 # Built from constants only (no input reaches these strings): noqa S608 below.
 _UPSERT = (
-    f"INSERT INTO cases ({_COLUMNS}) VALUES ({', '.join(['%s'] * 22)})"  # noqa: S608
+    f"INSERT INTO cases ({_COLUMNS}) VALUES ({', '.join(['%s'] * 25)})"  # noqa: S608
     " ON CONFLICT (case_id) DO UPDATE SET "
     + ", ".join(f"{c.strip()} = EXCLUDED.{c.strip()}" for c in _COLUMNS.split(",")[1:])
 )
@@ -57,6 +61,7 @@ def _loads_case(doc: Any) -> Case:
 
 def _row(case: Case) -> tuple[Any, ...]:
     finished = [s for s in case.steps if s.state in ("done", "skipped")]
+    pending = case.pending_steps()
     return (
         case.case_id,
         case.scope,
@@ -80,6 +85,52 @@ def _row(case: Case) -> tuple[Any, ...]:
         len(finished),
         sum(1 for s in finished if s.on_time),
         Jsonb(case.model_dump(mode="json")),
+        case.severity,
+        pending[0].step if pending else None,
+        [step.due_at for step in pending],
+    )
+
+
+def _summary(row: tuple[Any, ...], now: datetime) -> CaseSummary:
+    """A queue row from the summary columns (the same fields ``store.summary`` takes from a
+    document)."""
+    (
+        case_id,
+        scope,
+        subject,
+        waybill,
+        merchant,
+        courier,
+        site,
+        type_,
+        types,
+        severity,
+        status,
+        outcome,
+        opened_at,
+        closed_at,
+        next_due_at,
+        next_step,
+        _rank,
+    ) = row
+    return CaseSummary(
+        case_id=case_id,
+        scope=scope,
+        subject=subject,
+        waybill=waybill,
+        merchant=merchant,
+        courier=courier,
+        site=site,
+        type=type_,
+        types=list(types),
+        severity=severity,
+        status=status,
+        outcome=outcome,
+        opened_at=opened_at,
+        closed_at=closed_at,
+        next_due_at=next_due_at,
+        next_step=next_step,
+        overdue=status == "open" and next_due_at is not None and next_due_at <= now,
     )
 
 
@@ -165,7 +216,7 @@ class PostgresCaseStore:
             rank, case_id = decode_cursor(query.cursor)
             where.append("(rank, case_id) > (%s, %s)")
             params.extend([rank, case_id])
-        sql = "SELECT doc, rank FROM cases"
+        sql = f"SELECT {_SUMMARY} FROM cases"  # noqa: S608 - constants only
         if where:
             sql += " WHERE " + " AND ".join(where)
         sql += " ORDER BY rank, case_id LIMIT %s"
@@ -173,11 +224,11 @@ class PostgresCaseStore:
         async with self.pool.connection() as conn:
             cursor = await conn.execute(sql.encode(), params)
             rows = await cursor.fetchall()
-        cases = [_loads_case(r[0]) for r in rows[: query.limit]]
+        page = rows[: query.limit]
         cursor_out = None
-        if len(rows) > query.limit and cases:
-            cursor_out = encode_cursor(float(rows[query.limit - 1][1]), cases[-1].case_id)
-        return CasePage(items=[summary(c, now) for c in cases], next_cursor=cursor_out)
+        if len(rows) > query.limit and page:
+            cursor_out = encode_cursor(float(page[-1][-1]), str(page[-1][0]))
+        return CasePage(items=[_summary(r, now) for r in page], next_cursor=cursor_out)
 
     async def review(self, since: datetime, until: datetime, scope_merchant: str | None) -> Review:
         groups = {
@@ -243,9 +294,8 @@ class PostgresCaseStore:
             )
             opened = {str(t): int(n) for t, n in await cursor.fetchall()}
             cursor = await conn.execute(
-                "SELECT type, count(*) FROM cases, jsonb_array_elements(doc -> 'steps') AS s"
-                " WHERE status = 'open' AND next_due_at <= %s AND s ->> 'state' = 'pending'"
-                " AND (s ->> 'due_at')::timestamptz <= %s GROUP BY type",
+                "SELECT type, sum((SELECT count(*) FROM unnest(pending_due) AS d WHERE d <= %s))"
+                " FROM cases WHERE status = 'open' AND next_due_at <= %s GROUP BY type",
                 (now, now),
             )
             overdue = {str(t): int(n) for t, n in await cursor.fetchall()}
