@@ -1,11 +1,20 @@
-"""``python -m benchmarks [ingest|replay|engines|live|restart ...]``: run benchmarks (all)."""
+"""``python -m benchmarks [NAME ...] [--quick]``: run the benchmarks named (all of BENCHES)."""
 
 from __future__ import annotations
 
 import argparse
 import sys
 
-from benchmarks import engines_bench, ingest_bench, live_bench, replay_bench, restart_bench
+from benchmarks import (
+    cases_bench,
+    engines_bench,
+    ingest_bench,
+    live_bench,
+    notify_bench,
+    query_bench,
+    replay_bench,
+    restart_bench,
+)
 
 BENCHES = {
     "ingest": ingest_bench.main,
@@ -13,6 +22,9 @@ BENCHES = {
     "engines": engines_bench.main,
     "live": live_bench.main,
     "restart": restart_bench.main,
+    "cases": cases_bench.main,
+    "query": query_bench.main,
+    "notify": notify_bench.main,
 }
 
 

@@ -76,6 +76,12 @@ def _parser(*, with_simulate_options: bool = True) -> argparse.ArgumentParser:
     add_cases_arguments(cases)
     cases.set_defaults(func=_cases)
 
+    notify = sub.add_parser("notify", help="notifications: webhooks, chat robots, e-mail")
+    from waybill_watch.notify.cli import add_arguments as add_notify_arguments
+
+    add_notify_arguments(notify)
+    notify.set_defaults(func=_notify)
+
     demo = sub.add_parser("demo", help="local broker + worker + sample pushes + live anomalies")
     demo.add_argument("--duration", type=float, help="stop after this many seconds")
     demo.add_argument(
@@ -216,6 +222,17 @@ def _cases(args: argparse.Namespace) -> int:
         return 2
     _logging(settings.log_level)
     from waybill_watch.cases.cli import run
+
+    return run(args, settings)
+
+
+def _notify(args: argparse.Namespace) -> int:
+    """The notifier (contract §9); see ``notify/cli.py``."""
+    settings = _start_settings("notify")
+    if settings is None:
+        return 2
+    _logging(settings.log_level)
+    from waybill_watch.notify.cli import run
 
     return run(args, settings)
 

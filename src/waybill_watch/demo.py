@@ -41,6 +41,8 @@ from waybill_watch.settings import Settings, settings_problem
 from waybill_watch.timefmt import local_now
 
 RUN_DIR = Path(".run")
+#: The demo's bearer tokens (one operator token per run), for the case API and the queries.
+TOKENS_FILE = RUN_DIR / "api-tokens.json"
 LOCAL_BOOTSTRAP = "127.0.0.1:9092"
 #: The demo's topics live apart from anything else on the broker (override with the variable).
 DEMO_PREFIX = "demo."
@@ -78,7 +80,7 @@ async def _demo(duration: float | None, simulate: int) -> int:
         loop.add_signal_handler(sig, stop.set)
     broker: LocalBroker | None = None
     worker: subprocess.Popen[bytes] | None = None
-    cases: subprocess.Popen[bytes] | None = None
+    services: list[subprocess.Popen[bytes]] = []
     database: Any = None
     try:
         bootstrap, broker = await _broker()
@@ -86,17 +88,25 @@ async def _demo(duration: float | None, simulate: int) -> int:
         local = not os.environ.get("KAFKA_BOOTSTRAP_SERVERS")
         prefix = await _fresh_start(bootstrap, own_broker=local)
         settings = Settings(KAFKA_BOOTSTRAP_SERVERS=bootstrap, topic_prefix=prefix)
+        token = _demo_token()
         worker = _start_worker(bootstrap, prefix)
         base = f"http://127.0.0.1:{settings.web_port}"
         if not await _wait_ready(base, worker, stop):
             return 0 if stop.is_set() else 1
-        database, cases = await _start_cases(bootstrap, prefix)
+        database, services = await _start_cases(bootstrap, prefix, token)
         consumer = await _anomaly_consumer(bootstrap, settings.topic("anomalies"))
         counts: Counter[str] = Counter()
         try:
             if simulate > 0:
                 await _simulate(bootstrap, settings.topic_prefix, simulate)
-            await _send_sample(base)
+            run = await _send_sample(base)
+            say("query a waybill (any worker answers; the token is the demo's operator token):")
+            say(f"  curl -s -H 'Authorization: Bearer {token}' {base}/api/waybills/ZT{run}0001")
+            say(
+                f"  curl -s -H 'Authorization: Bearer {token}' -H 'Content-Type: application/json'"
+                f' -d \'{{"waybills": ["ZT{run}0001", "YT{run}0002"]}}\''
+                f" {base}/api/waybills/query"
+            )
             say("waiting for anomalies (Ctrl-C to stop) ...")
             deadline = None if duration is None else time.monotonic() + duration
             await _print_anomalies(consumer, stop, deadline, worker, counts)
@@ -109,7 +119,8 @@ async def _demo(duration: float | None, simulate: int) -> int:
                 )
         return 0
     finally:
-        _stop_child(cases, "the case service")
+        for child, name in zip(services, ("the case service", "the notifier"), strict=False):
+            _stop_child(child, name)
         _stop_worker(worker)
         if database is not None:
             say("stopping the local PostgreSQL ...")
@@ -186,6 +197,7 @@ def _start_worker(bootstrap: str, prefix: str) -> subprocess.Popen[bytes]:
             "WAYBILL_WATCH_TICK_INTERVAL_SECONDS": "2",
             "WAYBILL_WATCH_CLOCK": env.get("WAYBILL_WATCH_CLOCK", "stream"),
             "WAYBILL_WATCH_DATA_DIR": str(RUN_DIR / "worker"),
+            "WAYBILL_WATCH_API_TOKENS_FILE": str(TOKENS_FILE),
         }
     )
     say("!! DEMO MODE: WAYBILL_WATCH_ALLOW_UNSIGNED=true — feeds without a secret accept")
@@ -273,7 +285,7 @@ async def _simulate(bootstrap: str, prefix: str, waybills: int) -> None:
     say(f"simulated {summary['stats']['envelopes']} envelopes; injected: {injected}")
 
 
-async def _send_sample(base: str) -> None:
+async def _send_sample(base: str) -> str:
     now = local_now()
     run = now.strftime("%m%d%H%M%S")
     body = kdniao_form(demo_waybills(now, run), now, os.environ["WAYBILL_WATCH_KDNIAO_APP_KEY"])
@@ -287,6 +299,7 @@ async def _send_sample(base: str) -> None:
     ):
         answer = await response.text()
     say(f"sent a Kdniao push with 4 sample waybills (run {run}): HTTP {response.status} {answer}")
+    return run
 
 
 async def _print_anomalies(  # type: ignore[no-untyped-def]
@@ -344,8 +357,21 @@ def _spawn(args: list[str], env: dict[str, str], log_path: Path) -> subprocess.P
         )
 
 
-async def _start_cases(bootstrap: str, prefix: str) -> tuple[Any, subprocess.Popen[bytes] | None]:
-    """The case service on the configured or a local PostgreSQL; (local server, process).
+def _demo_token() -> str:
+    """A fresh operator token for this run (its digest in ``.run/api-tokens.json``), for the
+    case service's API and the worker's waybill queries alike."""
+    from waybill_watch.tokens import add_token
+
+    RUN_DIR.mkdir(exist_ok=True)
+    TOKENS_FILE.unlink(missing_ok=True)
+    return add_token(TOKENS_FILE, "operator", None)
+
+
+async def _start_cases(
+    bootstrap: str, prefix: str, token: str
+) -> tuple[Any, list[subprocess.Popen[bytes]]]:
+    """The case service and the notifier on the configured or a local PostgreSQL; (local
+    server, processes).
 
     A database that cannot be had is said and skipped: the detection demo still runs."""
     from waybill_watch.devdb import DatabaseError, LocalPostgres, drop_database, ensure_database
@@ -364,22 +390,17 @@ async def _start_cases(bootstrap: str, prefix: str) -> tuple[Any, subprocess.Pop
             url = await asyncio.to_thread(ensure_database, base, DEMO_DATABASE)
     except DatabaseError as exc:
         say(f"no case service: {exc}")
-        return server, None
+        return server, []
     password = secrets.token_urlsafe(9)
-    tokens = RUN_DIR / "cases-tokens.json"
-    tokens.unlink(missing_ok=True)
     env = dict(os.environ)
     env.update(
         {
             "KAFKA_BOOTSTRAP_SERVERS": bootstrap,
             "WAYBILL_WATCH_TOPIC_PREFIX": prefix,
             "WAYBILL_WATCH_DATABASE_URL": url,
-            "WAYBILL_WATCH_API_TOKENS_FILE": str(tokens),
+            "WAYBILL_WATCH_API_TOKENS_FILE": str(TOKENS_FILE),
         }
     )
-    from waybill_watch.cases.tokens import add_token
-
-    token = add_token(tokens, "operator", None)
     adder = await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
@@ -397,10 +418,17 @@ async def _start_cases(bootstrap: str, prefix: str) -> tuple[Any, subprocess.Pop
     _, err = await adder.communicate((password + "\n").encode())
     if adder.returncode != 0:
         say(f"no case service: adding the demo account failed: {err.decode(errors='replace')}")
-        return server, None
+        return server, []
     log_path = RUN_DIR / "cases.log"
     process = _spawn(["cases"], env, log_path)
+    notify_log = RUN_DIR / "notify.log"
+    notifier = _spawn(["notify", "--demo"], env, notify_log)
+    say(
+        f"notifications: every anomaly and case event, in Chinese, to {notify_log} "
+        "(`waybill-watch notify --demo`: a log channel; docs/notify.md for webhooks, WeCom, "
+        "DingTalk, Feishu and e-mail)"
+    )
     port = Settings().cases_port
     say(f"case board: http://127.0.0.1:{port}/  (sign in: demo / {password}; log: {log_path})")
-    say(f"cases API token (operator): {token}")
-    return server, process
+    say(f"API token (operator; cases API and waybill queries): {token}")
+    return server, [process, notifier]

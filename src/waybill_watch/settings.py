@@ -91,6 +91,11 @@ class Settings(BaseSettings):
         "linger.ms): fewer, larger produce requests cost the broker far less CPU, each internal "
         "hop waits up to this long when traffic is light.",
     )
+    advertised_url: str | None = Field(
+        None,
+        description="This worker's HTTP address as other workers reach it (waybill queries are "
+        "forwarded to the partition's owner); default http://<hostname>:<web_port>.",
+    )
     log_level: str = "info"
 
     @property
@@ -146,6 +151,32 @@ class Settings(BaseSettings):
         False, description="Mark session cookies Secure (set behind HTTPS)."
     )
 
+    # Notifications (`waybill-watch notify`, contract §9; docs/notify.md)
+    notify_rules: Path | None = Field(
+        None,
+        description="Routing rules file (TOML): channels and rules (WAYBILL_WATCH_NOTIFY_RULES).",
+    )
+    notify_port: int = Field(
+        6068, ge=0, le=65535, description="HTTP port of the notifier (/metrics, /healthz, /readyz)."
+    )
+    notify_group: str = Field(
+        "waybill-watch-notify", description="Consumer group of the notifier (after the prefix)."
+    )
+    cases_public_url: str = Field(
+        "http://127.0.0.1:6067",
+        description="Base URL of the case board as people reach it; notifications link to "
+        "{cases_public_url}/cases/{case_id}.",
+    )
+    notify_poll_interval_seconds: float = Field(
+        1.0, gt=0, description="Longest a channel's sender waits before looking for due messages."
+    )
+    notify_retention_days: float = Field(
+        30.0,
+        gt=0,
+        description="Delivered and dead messages are kept this long (they are the dedupe record "
+        "against redelivered events), then deleted.",
+    )
+
     detection: DetectionSettings = Field(default_factory=DetectionSettings)
 
     #: A config file chosen by the caller (``--config``); else ``WAYBILL_WATCH_CONFIG``.
@@ -182,6 +213,14 @@ class Settings(BaseSettings):
         if config:
             sources.append(config_source(settings_cls, Path(config)))
         return tuple(sources)
+
+    def query_url(self) -> str:
+        """The advertised URL of this worker's HTTP port (``advertised_url`` or the host's)."""
+        if self.advertised_url:
+            return self.advertised_url.rstrip("/")
+        import socket
+
+        return f"http://{socket.gethostname()}:{self.web_port}"
 
     def raw_topic_partitions(self) -> int:
         """Partitions for a new ``tracking.raw``: the stream clock needs one (see topics.py)."""

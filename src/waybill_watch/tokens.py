@@ -1,4 +1,5 @@
-"""Bearer tokens of the REST APIs (contract §9): a JSON file of SHA-256 digests.
+"""Bearer tokens of the REST APIs (contract §9: the cases API and the worker's waybill
+queries share one tokens file): a JSON file of SHA-256 digests.
 
 The file maps the hex SHA-256 of each token to ``{"role": ..., "merchant": ... | null}``; the
 tokens themselves are never stored. The file is re-read when it changes, so a token is
@@ -15,9 +16,10 @@ import secrets
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import get_args
+from typing import Literal, get_args
 
-from waybill_watch.cases.model import Role
+#: What a token or an account may do: read; also change cases; also administer.
+Role = Literal["viewer", "operator", "admin"]
 
 #: How often (seconds) the file's modification time is looked at.
 RECHECK_S = 2.0

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import aiohttp
 
-from waybill_watch.cases.tokens import token_digest
+from waybill_watch.tokens import token_digest
 
 from .conftest import RunningWorker, free_tcp_port
 

@@ -17,11 +17,11 @@ from pydantic import BaseModel, ValidationError
 from waybill_watch import jsonio
 from waybill_watch.cases import core
 from waybill_watch.cases.metrics import CaseMetrics
-from waybill_watch.cases.model import CloseRequest, NoteRequest, Role, StepUpdate
+from waybill_watch.cases.model import CloseRequest, NoteRequest, StepUpdate
 from waybill_watch.cases.services import Actor, CaseNotFound, CaseService
 from waybill_watch.cases.store import CaseQuery, Review
-from waybill_watch.cases.tokens import Grant, TokenRegistry
 from waybill_watch.timefmt import format_rfc3339, parse_rfc3339
+from waybill_watch.tokens import Grant, Role, TokenRegistry
 
 GRANT_KEY = web.RequestKey("grant", Grant)
 MAX_LIMIT = 500

@@ -28,9 +28,9 @@ from waybill_watch.cases.playbooks import Playbooks, load_playbooks
 from waybill_watch.cases.runtime import AnomalyConsumer, OutboxRelay, Timers
 from waybill_watch.cases.services import CaseService
 from waybill_watch.cases.store import CaseStore
-from waybill_watch.cases.tokens import TokenRegistry
 from waybill_watch.settings import Settings
 from waybill_watch.timefmt import local_now
+from waybill_watch.tokens import TokenRegistry
 from waybill_watch.worker.topics import TopicNames, ensure_topics
 
 log = logging.getLogger(__name__)

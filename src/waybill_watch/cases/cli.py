@@ -118,8 +118,8 @@ def _add_user(args: argparse.Namespace, url: str, command: str) -> int:
 
 
 def _add_token(args: argparse.Namespace, settings: Settings, command: str) -> int:
-    from waybill_watch.cases.tokens import TokenFileError, add_token
     from waybill_watch.cli import _cannot_start
+    from waybill_watch.tokens import TokenFileError, add_token
 
     path = args.tokens_file or settings.api_tokens_file
     if path is None:
@@ -140,9 +140,9 @@ async def _serve(settings: Settings, url: str, command: str) -> int:
     from waybill_watch.cases.migrate import migrate
     from waybill_watch.cases.pg import PostgresCaseStore
     from waybill_watch.cases.playbooks import PlaybookError, load_playbooks
-    from waybill_watch.cases.tokens import TokenFileError
     from waybill_watch.cli import KAFKA_REMEDY, _cannot_start
     from waybill_watch.settings import error_detail
+    from waybill_watch.tokens import TokenFileError
 
     try:
         playbooks = load_playbooks(settings.cases_playbooks)

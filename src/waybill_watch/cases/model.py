@@ -19,7 +19,6 @@ from waybill_watch.models.base import Timestamp, WireModel
 CaseStatus = Literal["open", "closed"]
 StepState = Literal["pending", "done", "skipped", "cancelled"]
 CaseEventKind = Literal["opened", "step_due", "step_overdue", "step_done", "closed"]
-Role = Literal["viewer", "operator", "admin"]
 
 #: Who acts when the data, not a person, changes a case.
 SYSTEM = "system"

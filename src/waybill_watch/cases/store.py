@@ -17,7 +17,8 @@ from typing import Literal, Protocol
 
 import orjson
 
-from waybill_watch.cases.model import Case, CaseEvent, CasePage, CaseSummary, Role
+from waybill_watch.cases.model import Case, CaseEvent, CasePage, CaseSummary
+from waybill_watch.tokens import Role
 
 #: Sort rank of cases without a pending step (after every dated one).
 _NO_DUE = 1e12

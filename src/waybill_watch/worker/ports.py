@@ -75,6 +75,16 @@ class TransactionKv:
         self.tx.delete(key.encode(), self.prefix)
 
 
+def split_state_value(raw: bytes) -> tuple[int | None, bytes]:
+    """A stored state value as (due time, the state's own bytes).
+
+    Untagged values (written before the layout tag) start with the due: 0x00, or 0x80 for
+    none."""
+    start = 1 if raw[:1] == _LAYOUT_V1 else 0
+    (due,) = _DUE.unpack_from(raw, start)
+    return (None if due == _NO_DUE else int(due)), raw[start + _DUE.size :]
+
+
 class TransactionStore(Generic[S]):
     """``StateStore``: a layout tag, the 8-byte due time and the state's bytes, per key."""
 
@@ -91,10 +101,8 @@ class TransactionStore(Generic[S]):
         raw = self.tx.get_bytes(key.encode(), STATE_PREFIX)
         if raw is None:
             return None
-        # Untagged values (written before the tag) start with the due: 0x00, or 0x80 for none.
-        start = 1 if raw[:1] == _LAYOUT_V1 else 0
-        (due,) = _DUE.unpack_from(raw, start)
-        return (None if due == _NO_DUE else due), self.load_state(raw[start + _DUE.size :])
+        due, payload = split_state_value(raw)
+        return due, self.load_state(payload)
 
     def due_ms(self, key: str) -> int | None:
         raw = self.tx.get_bytes(key.encode(), STATE_PREFIX)

@@ -17,7 +17,7 @@ from waybill_watch.cases.metrics import CaseMetrics
 from waybill_watch.cases.playbooks import load_playbooks
 from waybill_watch.cases.services import CaseService
 from waybill_watch.cases.store import InMemoryCaseStore
-from waybill_watch.cases.tokens import TokenRegistry, token_digest
+from waybill_watch.tokens import TokenRegistry, token_digest
 
 from .factory import T0, event
 
