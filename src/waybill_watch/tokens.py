@@ -101,6 +101,19 @@ class TokenRegistry:
         return None
 
 
+def bearer_grant(tokens: TokenRegistry, authorization: str) -> Grant | None:
+    """The grant of an ``Authorization: Bearer <token>`` header, or ``None``."""
+    scheme, _, token = authorization.partition(" ")
+    token = token.strip()
+    if scheme.lower() != "bearer" or not token:
+        return None
+    return tokens.grant(token)
+
+
+#: The header a 401 carries (RFC 6750).
+CHALLENGE = 'Bearer realm="waybill-watch"'
+
+
 def add_token(path: Path, role: Role, merchant: str | None) -> str:
     """Create a token, store its digest in ``path`` (created 0600 if missing), return it."""
     token = secrets.token_urlsafe(32)

@@ -8,9 +8,10 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 
 from aiohttp import web
-from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+from prometheus_client import CollectorRegistry
 
 from waybill_watch.ingest import IngestService
+from waybill_watch.ops import add_operations_routes
 
 #: Returns ``(ready, detail)``: connected to Kafka and every topic present.
 ReadinessProbe = Callable[[], Awaitable[tuple[bool, str]]]
@@ -50,22 +51,5 @@ def add_routes(
             charset=charset or None,
         )
 
-    async def metrics(_: web.Request) -> web.Response:
-        response = web.Response(body=generate_latest(registry))
-        response.headers["Content-Type"] = CONTENT_TYPE_LATEST
-        return response
-
-    async def healthz(_: web.Request) -> web.Response:
-        return web.json_response({"status": "ok"})
-
-    async def readyz(_: web.Request) -> web.Response:
-        ready, detail = await readiness()
-        return web.json_response(
-            {"status": "ready" if ready else "not ready", "detail": detail},
-            status=200 if ready else 503,
-        )
-
     router.add_post("/callbacks/{feed}", callback)
-    router.add_get("/metrics", metrics)
-    router.add_get("/healthz", healthz)
-    router.add_get("/readyz", readyz)
+    add_operations_routes(router, registry, readiness)

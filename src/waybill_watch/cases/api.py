@@ -21,7 +21,7 @@ from waybill_watch.cases.model import CloseRequest, NoteRequest, StepUpdate
 from waybill_watch.cases.services import Actor, CaseNotFound, CaseService
 from waybill_watch.cases.store import CaseQuery, Review
 from waybill_watch.timefmt import format_rfc3339, parse_rfc3339
-from waybill_watch.tokens import Grant, Role, TokenRegistry
+from waybill_watch.tokens import CHALLENGE, Grant, Role, TokenRegistry, bearer_grant
 
 GRANT_KEY = web.RequestKey("grant", Grant)
 MAX_LIMIT = 500
@@ -61,12 +61,10 @@ def bearer_middleware(tokens: TokenRegistry, open_paths: set[str]) -> Any:
         path = request.path
         if not path.startswith("/api/") or path in open_paths:
             return await handler(request)
-        header = request.headers.get("Authorization", "")
-        scheme, _, token = header.partition(" ")
-        grant = tokens.grant(token.strip()) if scheme.lower() == "bearer" and token else None
+        grant = bearer_grant(tokens, request.headers.get("Authorization", ""))
         if grant is None:
             response = problem(401, "missing or invalid bearer token")
-            response.headers["WWW-Authenticate"] = 'Bearer realm="waybill-watch"'
+            response.headers["WWW-Authenticate"] = CHALLENGE
             return response
         request[GRANT_KEY] = grant
         return await handler(request)

@@ -18,7 +18,6 @@ from typing import Any
 
 from aiohttp import web
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from waybill_watch.cases.api import add_api_routes, bearer_middleware
 from waybill_watch.cases.metrics import CaseMetrics
@@ -28,6 +27,7 @@ from waybill_watch.cases.playbooks import Playbooks, load_playbooks
 from waybill_watch.cases.runtime import AnomalyConsumer, OutboxRelay, Timers
 from waybill_watch.cases.services import CaseService
 from waybill_watch.cases.store import CaseStore
+from waybill_watch.ops import add_operations_routes
 from waybill_watch.settings import Settings
 from waybill_watch.timefmt import local_now
 from waybill_watch.tokens import TokenRegistry
@@ -112,25 +112,8 @@ def create_app(
     async def openapi(_: web.Request) -> web.Response:
         return web.json_response(document)
 
-    async def healthz(_: web.Request) -> web.Response:
-        return web.json_response({"status": "ok"})
-
-    async def readyz(_: web.Request) -> web.Response:
-        ready, detail = await readiness.check()
-        return web.json_response(
-            {"status": "ready" if ready else "not ready", "detail": detail},
-            status=200 if ready else 503,
-        )
-
-    async def prometheus(_: web.Request) -> web.Response:
-        response = web.Response(body=generate_latest(metrics.registry))
-        response.headers["Content-Type"] = CONTENT_TYPE_LATEST
-        return response
-
     app.router.add_get("/api/openapi.json", openapi)
-    app.router.add_get("/healthz", healthz)
-    app.router.add_get("/readyz", readyz)
-    app.router.add_get("/metrics", prometheus)
+    add_operations_routes(app.router, metrics.registry, readiness.check)
     return app
 
 

@@ -12,35 +12,17 @@ import tomllib
 from datetime import timedelta
 from importlib import resources
 from pathlib import Path
-from typing import Annotated, Any
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from waybill_watch.durations import Duration
 from waybill_watch.models.anomaly import AnomalyType
 
-_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(s|m|h|d)\s*$")
-_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 STEP_CODE = r"^[a-z][a-z0-9_]{0,63}$"
 
 
 class PlaybookError(ValueError):
     """A playbook file that cannot be used, with the field at fault."""
-
-
-def parse_duration(value: Any) -> timedelta:
-    """``"90s"``, ``"30m"``, ``"2h"``, ``"7d"`` (or a number of seconds) as a timedelta."""
-    if isinstance(value, timedelta):
-        return value
-    if isinstance(value, int | float) and not isinstance(value, bool):
-        return timedelta(seconds=float(value))
-    if isinstance(value, str):
-        match = _DURATION.match(value)
-        if match:
-            return timedelta(seconds=float(match.group(1)) * _UNITS[match.group(2)])
-    raise ValueError(f"not a duration: {value!r} (write e.g. '90s', '30m', '2h' or '7d')")
-
-
-Duration = Annotated[timedelta, BeforeValidator(parse_duration)]
 
 
 class _Strict(BaseModel):

@@ -31,9 +31,8 @@ from waybill_watch import jsonio
 from waybill_watch.cases.metrics import CaseMetrics
 from waybill_watch.cases.model import CaseEvent
 from waybill_watch.cases.services import CaseService
+from waybill_watch.consumers import consumer_lag, dead_letter
 from waybill_watch.models.anomaly import AnomalyEvent
-from waybill_watch.models.dlq import DlqRecord
-from waybill_watch.worker.outputs import payload_text
 
 log = logging.getLogger(__name__)
 
@@ -130,16 +129,7 @@ class AnomalyConsumer:
     async def _dead_letter(
         self, topic: str, record: ConsumerRecord[bytes, bytes], reason: str, error: str
     ) -> None:
-        text, encoding = payload_text(record.value or b"")
-        dlq = DlqRecord(
-            reason=reason,
-            error=error,
-            source_topic=topic,
-            rejected_at=datetime.now().astimezone(),
-            key=payload_text(record.key)[0] if record.key is not None else None,
-            payload=text,
-            payload_encoding=encoding,
-        )
+        dlq = dead_letter(topic, record, reason, error, datetime.now().astimezone())
         await self.producer.send_and_wait(self.dlq_topic, jsonio.dumps(dlq), key=record.key)
         self.metrics.dlq.labels(reason).inc()
         self.metrics.anomalies.labels("rejected").inc()
@@ -153,14 +143,8 @@ class AnomalyConsumer:
         )
 
     async def _update_lag(self) -> None:
-        for tp in self.consumer.assignment():
-            end = self.consumer.last_stable_offset(tp)
-            if end is None:
-                end = self.consumer.highwater(tp)
-            if end is None:
-                continue
-            position = await self.consumer.position(tp)
-            self.metrics.lag.labels(str(tp.partition)).set(max(0, end - position))
+        for tp, lag in (await consumer_lag(self.consumer)).items():
+            self.metrics.lag.labels(str(tp.partition)).set(lag)
 
 
 class Timers:

@@ -20,7 +20,6 @@ from aiohttp import web
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import TopicAlreadyExistsError
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from waybill_watch import jsonio
 from waybill_watch.notify.channels import build_channel
@@ -29,6 +28,7 @@ from waybill_watch.notify.model import DeadLetter
 from waybill_watch.notify.rules import Rules
 from waybill_watch.notify.runtime import ChannelSender, EventConsumer, Maintenance
 from waybill_watch.notify.store import NotifyStore
+from waybill_watch.ops import add_operations_routes
 from waybill_watch.settings import Settings
 from waybill_watch.worker.topics import TopicNames, ensure_topics
 
@@ -62,25 +62,7 @@ class Readiness:
 def create_app(metrics: NotifyMetrics, readiness: Readiness) -> web.Application:
     """The operations endpoints."""
     app = web.Application()
-
-    async def healthz(_: web.Request) -> web.Response:
-        return web.json_response({"status": "ok"})
-
-    async def readyz(_: web.Request) -> web.Response:
-        ready, detail = await readiness.check()
-        return web.json_response(
-            {"status": "ready" if ready else "not ready", "detail": detail},
-            status=200 if ready else 503,
-        )
-
-    async def prometheus(_: web.Request) -> web.Response:
-        response = web.Response(body=generate_latest(metrics.registry))
-        response.headers["Content-Type"] = CONTENT_TYPE_LATEST
-        return response
-
-    app.router.add_get("/healthz", healthz)
-    app.router.add_get("/readyz", readyz)
-    app.router.add_get("/metrics", prometheus)
+    add_operations_routes(app.router, metrics.registry, readiness.check)
     return app
 
 

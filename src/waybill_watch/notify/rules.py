@@ -29,14 +29,13 @@ from pydantic import (
 )
 
 from waybill_watch.cases.model import CaseEventKind
+from waybill_watch.durations import Duration
 from waybill_watch.models.anomaly import AnomalyStatus, AnomalyType, Scope, Severity
 
 Language = Literal["zh", "en"]
 EventKind = Literal["anomaly", "case"]
 ChannelType = Literal["webhook", "wecom", "dingtalk", "feishu", "email", "log"]
 
-_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)\s*$")
-_UNITS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400}
 NAME = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"
 
 #: Client-side limits from each platform's documented rate limit (reference §1.1), as token
@@ -56,19 +55,6 @@ DEFAULT_RATES: dict[str, tuple[float, int] | None] = {
 
 class RulesError(ValueError):
     """A rules file that cannot be used, with the field at fault."""
-
-
-def parse_duration(value: Any) -> timedelta:
-    """``"500ms"``, ``"90s"``, ``"15m"``, ``"2h"``, ``"1d"`` (or seconds as a number)."""
-    if isinstance(value, timedelta):
-        return value
-    if isinstance(value, int | float) and not isinstance(value, bool):
-        return timedelta(seconds=float(value))
-    if isinstance(value, str):
-        match = _DURATION.match(value)
-        if match:
-            return timedelta(seconds=float(match.group(1)) * _UNITS[match.group(2)])
-    raise ValueError("not a duration (write e.g. '500ms', '90s', '15m', '2h' or '1d')")
 
 
 def resolve_secret(value: Any) -> Any:
@@ -109,7 +95,6 @@ def _time_of_day(value: Any) -> Any:
     return value
 
 
-Duration = Annotated[timedelta, BeforeValidator(parse_duration)]
 Secret = Annotated[SecretStr, BeforeValidator(resolve_secret)]
 TimeOfDay = Annotated[time, BeforeValidator(_time_of_day)]
 

@@ -35,8 +35,8 @@ from pydantic import ValidationError
 
 from waybill_watch import jsonio
 from waybill_watch.cases.model import CaseEvent
+from waybill_watch.consumers import consumer_lag, dead_letter
 from waybill_watch.models.anomaly import AnomalyEvent
-from waybill_watch.models.dlq import DlqRecord
 from waybill_watch.notify import core
 from waybill_watch.notify.channels.base import Channel, Outcome
 from waybill_watch.notify.metrics import NotifyMetrics
@@ -46,7 +46,6 @@ from waybill_watch.notify.render import render_batch
 from waybill_watch.notify.retry import retry_delay
 from waybill_watch.notify.rules import Rules
 from waybill_watch.notify.store import Delivery, NotifyStore
-from waybill_watch.worker.outputs import payload_text
 
 log = logging.getLogger(__name__)
 
@@ -168,16 +167,7 @@ class EventConsumer:
     async def _dead_letter(
         self, topic: str, record: ConsumerRecord[bytes, bytes], reason: str, error: str
     ) -> None:
-        text, encoding = payload_text(record.value or b"")
-        dlq = DlqRecord(
-            reason=reason,
-            error=error,
-            source_topic=topic,
-            rejected_at=self.clock(),
-            key=payload_text(record.key)[0] if record.key is not None else None,
-            payload=text,
-            payload_encoding=encoding,
-        )
+        dlq = dead_letter(topic, record, reason, error, self.clock())
         await self.producer.send_and_wait(self.dlq_topic, jsonio.dumps(dlq), key=record.key)
         log.warning(
             "record %s[%d]@%d rejected: %s (%s)",
@@ -189,14 +179,8 @@ class EventConsumer:
         )
 
     async def _update_lag(self) -> None:
-        for tp in self.consumer.assignment():
-            end = self.consumer.last_stable_offset(tp)
-            if end is None:
-                end = self.consumer.highwater(tp)
-            if end is None:
-                continue
-            position = await self.consumer.position(tp)
-            self.metrics.lag.labels(tp.topic, str(tp.partition)).set(max(0, end - position))
+        for tp, lag in (await consumer_lag(self.consumer)).items():
+            self.metrics.lag.labels(tp.topic, str(tp.partition)).set(lag)
 
 
 class ChannelSender:

@@ -24,7 +24,7 @@ from waybill_watch import jsonio
 from waybill_watch.domain.state import WaybillState
 from waybill_watch.query.owners import partition_of
 from waybill_watch.query.view import WaybillView
-from waybill_watch.tokens import Grant, TokenRegistry
+from waybill_watch.tokens import CHALLENGE, Grant, TokenRegistry, bearer_grant
 
 MAX_BATCH = 1000
 MAX_WAYBILL_CHARS = 64
@@ -196,12 +196,10 @@ def add_query_routes(
     """Register the two query routes (contract §9) with bearer-token auth."""
 
     def authorised(request: web.Request) -> Grant | web.Response:
-        header = request.headers.get("Authorization", "")
-        scheme, _, token = header.partition(" ")
-        grant = tokens.grant(token.strip()) if scheme.lower() == "bearer" and token else None
+        grant = bearer_grant(tokens, request.headers.get("Authorization", ""))
         if grant is None:
             response = _problem(401, "missing or invalid bearer token")
-            response.headers["WWW-Authenticate"] = 'Bearer realm="waybill-watch"'
+            response.headers["WWW-Authenticate"] = CHALLENGE
             return response
         return grant
 
