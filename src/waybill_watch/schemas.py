@@ -8,8 +8,8 @@ import orjson
 from pydantic import BaseModel
 from pydantic.json_schema import JsonSchemaMode
 
-from waybill_watch.cases.model import CaseEvent
 from waybill_watch.models import AnomalyEvent, CaptureEnvelope, DlqRecord, OrderEvent, TrackingEvent
+from waybill_watch.models.case_event import CaseEvent
 
 #: File name (contract §3–§7) → (model, mode). Inputs are described as what we accept
 #: (validation), outputs as what we write (serialization: every field is present).

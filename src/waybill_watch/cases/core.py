@@ -37,6 +37,7 @@ from waybill_watch.cases.model import (
 )
 from waybill_watch.cases.playbooks import Playbooks
 from waybill_watch.models.anomaly import AnomalyEvent
+from waybill_watch.models.case_event import case_id_for, case_key
 
 _SEVERITY_RANK = {"info": 0, "warning": 1, "high": 2, "critical": 3}
 
@@ -63,18 +64,6 @@ class Decision:
 
     case: Case
     events: list[CaseEvent] = field(default_factory=list)
-
-
-def case_key(event: AnomalyEvent) -> str:
-    """What a case is per: the waybill, or the episode for site and courier scopes."""
-    if event.scope == "waybill" and event.waybill:
-        return f"waybill:{event.waybill}"
-    return f"episode:{event.anomaly_id}"
-
-
-def case_id_for(key: str) -> str:
-    """Deterministic case id (the same anomaly stream gives the same ids on every run)."""
-    return "C" + hashlib.sha256(key.encode()).hexdigest()[:15].upper()
 
 
 def _event_id(case: Case, kind: CaseEventKind, step: str | None) -> str:

@@ -3,7 +3,8 @@
 A case is one document: its anomaly episodes, the SOP steps they brought, the notes and an
 activity log. The pure functions of ``core`` change it; the store keeps it whole (a JSONB
 document in PostgreSQL) next to the few columns the queue, the timers and the review query.
-These models are also the REST API's response bodies and the ``cases.events`` records.
+These models are also the REST API's response bodies; the ``cases.events`` record is
+``models.case_event.CaseEvent`` (re-exported here).
 """
 
 from __future__ import annotations
@@ -15,10 +16,9 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from waybill_watch.models.anomaly import AnomalyStatus, AnomalyType, Scope, Severity
 from waybill_watch.models.base import Timestamp, WireModel
+from waybill_watch.models.case_event import CaseEvent, CaseEventKind, StepState
 
 CaseStatus = Literal["open", "closed"]
-StepState = Literal["pending", "done", "skipped", "cancelled"]
-CaseEventKind = Literal["opened", "step_due", "step_overdue", "step_done", "closed"]
 
 #: Who acts when the data, not a person, changes a case.
 SYSTEM = "system"
@@ -150,29 +150,6 @@ class Case(CaseModel):
         return any(s.overdue(now) for s in self.steps)
 
 
-class CaseEvent(WireModel):
-    """One record of topic ``cases.events`` (key: case id)."""
-
-    event: CaseEventKind
-    event_id: str = Field(description="Deterministic: a re-sent event carries the same id.")
-    case_id: str
-    waybill: str | None = None
-    subject: str
-    scope: Scope
-    type: AnomalyType
-    severity: Severity
-    merchant: str | None = None
-    courier: str | None = None
-    step: str | None = None
-    due_at: Timestamp | None = None
-    state: StepState | None = None
-    outcome: str | None = None
-    by: str | None = None
-    note: str | None = None
-    at: Timestamp
-    opening: int = 1
-
-
 class StepUpdate(WireModel):
     """Body of ``POST /api/cases/{case_id}/steps/{step}``."""
 
@@ -227,3 +204,20 @@ class CasePage(WireModel):
 
     items: list[CaseSummary]
     next_cursor: str | None
+
+
+__all__ = [
+    "AnomalyRef",
+    "Case",
+    "CaseEvent",
+    "CaseEventKind",
+    "CasePage",
+    "CaseSummary",
+    "CloseRequest",
+    "LogEntry",
+    "Note",
+    "NoteRequest",
+    "Step",
+    "StepState",
+    "StepUpdate",
+]

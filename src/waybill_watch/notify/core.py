@@ -17,9 +17,8 @@ from __future__ import annotations
 from datetime import datetime, time, timedelta
 from typing import Any
 
-from waybill_watch.cases.core import case_id_for, case_key
-from waybill_watch.cases.model import CaseEvent
 from waybill_watch.models.anomaly import AnomalyEvent
+from waybill_watch.models.case_event import CaseEvent, case_id_for, case_key
 from waybill_watch.notify.model import Fact, Notice, Queued
 from waybill_watch.notify.rules import Match, QuietHours, Rule, Rules
 from waybill_watch.timefmt import zone

@@ -1,9 +1,9 @@
 """The notifier's schema: its own SQL files, version table and lock, applied by the same
-runner as the case service's (``cases.migrate``), so both can share one database."""
+runner as the case service's (``pgmigrate``), so both can share one database."""
 
 from __future__ import annotations
 
-from waybill_watch.cases import migrate as runner
+from waybill_watch import pgmigrate as runner
 
 PACKAGE = "waybill_watch.notify.migrations"
 TABLE = "notify_schema_migrations"

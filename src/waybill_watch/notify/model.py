@@ -13,9 +13,9 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from waybill_watch.cases.model import CaseEventKind
 from waybill_watch.models.anomaly import AnomalyStatus, AnomalyType, Scope, Severity
 from waybill_watch.models.base import Timestamp
+from waybill_watch.models.case_event import CaseEventKind
 from waybill_watch.notify.rules import EventKind, Language
 
 

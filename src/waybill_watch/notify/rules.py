@@ -28,9 +28,9 @@ from pydantic import (
     model_validator,
 )
 
-from waybill_watch.cases.model import CaseEventKind
 from waybill_watch.durations import Duration
 from waybill_watch.models.anomaly import AnomalyStatus, AnomalyType, Scope, Severity
+from waybill_watch.models.case_event import CaseEventKind
 
 Language = Literal["zh", "en"]
 EventKind = Literal["anomaly", "case"]

@@ -34,9 +34,9 @@ from aiokafka.structs import ConsumerRecord, TopicPartition
 from pydantic import ValidationError
 
 from waybill_watch import jsonio
-from waybill_watch.cases.model import CaseEvent
 from waybill_watch.consumers import consumer_lag, dead_letter
 from waybill_watch.models.anomaly import AnomalyEvent
+from waybill_watch.models.case_event import CaseEvent
 from waybill_watch.notify import core
 from waybill_watch.notify.channels.base import Channel, Outcome
 from waybill_watch.notify.metrics import NotifyMetrics
