@@ -184,9 +184,14 @@ def create_worker_retrying(
 
 
 def is_transient_kafka_error(exc: BaseException) -> bool:
-    """A librdkafka error that a later attempt may not meet (timeouts, lost connections)."""
+    """A librdkafka error that a later attempt may not meet (timeouts, lost connections), or
+    a topic the engine just created that the broker's metadata does not show yet (seen on a
+    loaded broker: quix-streams creates a changelog topic, then fails to find it)."""
     from confluent_kafka import KafkaError, KafkaException
+    from quixstreams.models.topics.exceptions import TopicNotFoundError
 
+    if isinstance(exc, TopicNotFoundError):
+        return True
     if not isinstance(exc, KafkaException) or not exc.args:
         return False
     error = exc.args[0]

@@ -13,6 +13,7 @@ from typing import Any, ClassVar
 import pytest
 from aiokafka.errors import NodeNotReadyError, TopicAuthorizationFailedError
 from confluent_kafka import KafkaError, KafkaException
+from quixstreams.models.topics.exceptions import TopicNotFoundError
 
 from waybill_watch.cli import create_worker_retrying, is_transient_kafka_error
 from waybill_watch.settings import Settings
@@ -64,6 +65,8 @@ def test_which_errors_are_transient() -> None:
     assert not is_transient_kafka_error(DENIED)
     assert not is_transient_kafka_error(KafkaException("no KafkaError inside"))
     assert not is_transient_kafka_error(TimeoutError())
+    # a changelog topic created a moment ago that the metadata does not show yet
+    assert is_transient_kafka_error(TopicNotFoundError('Topic "x-changelog" not found'))
 
 
 class FakeAdmin:
