@@ -1160,7 +1160,7 @@ def main(quick: bool = False) -> int:
         "normalise → updates (read_committed: after the producing checkpoint) → waybill "
         "stage (applied) → RocksDB at its next checkpoint (exactly-once: 0.1 s, but quix-"
         "streams commits one only after its consumer poll returns: the next record, or "
-        "`consumer_poll_timeout`, 1.0 s by default, not set by `create_worker`)."
+        "`consumer_poll_timeout`, which `create_worker` sets to the checkpoint interval)."
     )
     ok = ok and not fresh.missed
 

@@ -10,6 +10,7 @@ from pydantic.json_schema import JsonSchemaMode
 
 from waybill_watch.models import AnomalyEvent, CaptureEnvelope, DlqRecord, OrderEvent, TrackingEvent
 from waybill_watch.models.case_event import CaseEvent
+from waybill_watch.notify.model import DeadLetter
 
 #: File name (contract §3–§7) → (model, mode). Inputs are described as what we accept
 #: (validation), outputs as what we write (serialization: every field is present).
@@ -20,6 +21,7 @@ SCHEMAS: dict[str, tuple[type[BaseModel], JsonSchemaMode]] = {
     "anomaly.schema.json": (AnomalyEvent, "serialization"),
     "dlq-record.schema.json": (DlqRecord, "serialization"),
     "case-event.schema.json": (CaseEvent, "serialization"),
+    "notification-dlq.schema.json": (DeadLetter, "serialization"),
 }
 
 

@@ -13,6 +13,7 @@ from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
 
+import jsonschema
 import orjson
 from aiokafka import AIOKafkaProducer
 
@@ -27,6 +28,7 @@ from ..unit.notify.receivers import Receiver, channel_entry, start_receivers
 from ..unit.notify.smtp_server import PASSWORD, USER, make_certificate, smtp_server
 from .notify_helpers import notify_process, write_rules
 
+SCHEMA = Path(__file__).parents[2] / "schemas" / "notification-dlq.schema.json"
 HTTP_CHANNELS = {"hook": "webhook", "wecom": "wecom", "ding": "dingtalk", "lark": "feishu"}
 
 
@@ -187,6 +189,8 @@ async def test_every_channel_gets_each_message_once(
             3,
         )
         assert letter["channel"] == "down" and letter["notices"][0]["waybill"] == "ZT3000000000003"
+        schema = orjson.loads(SCHEMA.read_bytes())
+        jsonschema.Draft202012Validator(schema).validate(letter)  # the published wire format
         assert rejected[0]["reason"] == "invalid_json"
 
         assert 'outcome="sent"' in metrics and 'outcome="dead_lettered"' in metrics
