@@ -19,6 +19,23 @@ if TYPE_CHECKING:
 
 #: What an operator does about Kafka that cannot be reached at start.
 KAFKA_REMEDY = "set KAFKA_BOOTSTRAP_SERVERS or start a broker (make broker-up)"
+#: ... and about a broker that answered but refused the login or the TLS handshake (the
+#: error itself names the settings to check).
+KAFKA_SECURITY_REMEDY = "fix the Kafka TLS/SASL settings named above"
+
+
+def kafka_remedy(exc: BaseException) -> str:
+    """The remedy for a Kafka error at start: reachability, or the security settings."""
+    from waybill_watch.kafka_client import KafkaSecurityError
+
+    seen: BaseException | None = exc
+    while seen is not None:  # the security error may be the cause of a wrapper's
+        if isinstance(seen, KafkaSecurityError):
+            return KAFKA_SECURITY_REMEDY
+        seen = getattr(seen, "cause", None) or seen.__cause__
+    return KAFKA_REMEDY
+
+
 #: How long the worker keeps building its stream engine while Kafka fails transiently.
 ENGINE_START_S = 60.0
 
@@ -134,7 +151,7 @@ def _worker(_: argparse.Namespace) -> int:
         return _cannot_start(
             "worker",
             f"cannot prepare topics on Kafka at {bootstrap} ({error_detail(exc)})",
-            KAFKA_REMEDY,
+            kafka_remedy(exc),
         )
     from confluent_kafka import KafkaException
 
@@ -144,7 +161,7 @@ def _worker(_: argparse.Namespace) -> int:
         return _cannot_start(
             "worker",
             f"cannot set up the stream engine on Kafka at {bootstrap} ({error_detail(exc)})",
-            KAFKA_REMEDY,
+            kafka_remedy(exc),
         )
     try:
         stop_http = serve_http(worker, settings)
@@ -199,6 +216,28 @@ def is_transient_kafka_error(exc: BaseException) -> bool:
         return False
     transient = {KafkaError._TIMED_OUT, KafkaError._TRANSPORT, KafkaError._ALL_BROKERS_DOWN}
     return bool(error.retriable()) or error.code() in transient
+
+
+def kafka_start_failure(command: str, settings: Settings, exc: Exception) -> int | None:
+    """Exit code 2 with one line for an error a service met while starting on Kafka (topics
+    that do not fit, no broker, a refused login); None for any other error (re-raise it)."""
+    from waybill_watch.settings import error_detail
+    from waybill_watch.worker.topics import TopicLayoutError
+
+    bootstrap = settings.kafka_bootstrap_servers
+    if isinstance(exc, TopicLayoutError):
+        return _cannot_start(
+            command,
+            f"the topics on {bootstrap} do not fit ({exc})",
+            "recreate them or set WAYBILL_WATCH_TOPIC_PREFIX",
+        )
+    if "kafka" in type(exc).__module__.lower() or isinstance(exc, TimeoutError):
+        return _cannot_start(
+            command,
+            f"cannot reach Kafka at {bootstrap} ({error_detail(exc)})",
+            kafka_remedy(exc),
+        )
+    return None
 
 
 def _cannot_start(command: str, problem: str, remedy: str) -> int:
@@ -272,7 +311,7 @@ def _ingest(_: argparse.Namespace) -> int:
     except KafkaStartError as exc:
         return cannot_start(
             f"cannot reach Kafka at {exc.bootstrap} ({exc.detail})",
-            KAFKA_REMEDY,
+            kafka_remedy(exc),
         )
     except OSError as exc:  # out of run_app, only from binding the listening socket
         return cannot_start(

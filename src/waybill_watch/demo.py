@@ -36,6 +36,7 @@ import orjson
 from aiokafka.admin import AIOKafkaAdminClient
 
 from waybill_watch.devbroker import BrokerError, LocalBroker, wait_until_ready_async
+from waybill_watch.kafka_client import KafkaConnection, kafka_connection, start_client
 from waybill_watch.samples import demo_waybills, kdniao_form
 from waybill_watch.settings import Settings, settings_problem
 from waybill_watch.timefmt import local_now
@@ -88,13 +89,14 @@ async def _demo(duration: float | None, simulate: int) -> int:
         local = not os.environ.get("KAFKA_BOOTSTRAP_SERVERS")
         prefix = await _fresh_start(bootstrap, own_broker=local)
         settings = Settings(KAFKA_BOOTSTRAP_SERVERS=bootstrap, topic_prefix=prefix)
+        kafka = kafka_connection(settings)  # TLS/SASL settings of an existing cluster
         token = _demo_token()
         worker = _start_worker(bootstrap, prefix)
         base = f"http://127.0.0.1:{settings.web_port}"
         if not await _wait_ready(base, worker, stop):
             return 0 if stop.is_set() else 1
         database, services = await _start_cases(bootstrap, prefix, token)
-        consumer = await _anomaly_consumer(bootstrap, settings.topic("anomalies"))
+        consumer = await _anomaly_consumer(kafka, settings.topic("anomalies"))
         counts: Counter[str] = Counter()
         try:
             if simulate > 0:
@@ -153,7 +155,8 @@ async def _fresh_start(bootstrap: str, *, own_broker: bool) -> str:
 
 
 async def _delete_topics(bootstrap: str, prefix: str, *, keep: str) -> int:
-    """Delete the topics named ``prefix…`` (except ``keep…``); how many went."""
+    """Delete the topics named ``prefix…`` (except ``keep…``) on the local broker (PLAINTEXT);
+    how many went."""
     admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
     await admin.start()
     try:
@@ -227,6 +230,7 @@ async def _wait_ready(
                 async with http.get(f"{base}/readyz", timeout=aiohttp.ClientTimeout(2)) as r:
                     if r.status == 200:
                         say(f"worker ready at {base}")
+                        say(f"Prometheus metrics: {base}/metrics (docs/operations.md)")
                         return True
             await asyncio.sleep(0.5)
     if not stop.is_set():
@@ -234,17 +238,17 @@ async def _wait_ready(
     return False
 
 
-async def _anomaly_consumer(bootstrap: str, topic: str):  # type: ignore[no-untyped-def]
+async def _anomaly_consumer(kafka: KafkaConnection, topic: str):  # type: ignore[no-untyped-def]
     from aiokafka import AIOKafkaConsumer
 
     consumer = AIOKafkaConsumer(
         topic,
-        bootstrap_servers=bootstrap,
+        **kafka.aiokafka_options(),
         group_id=None,
         enable_auto_commit=False,
         auto_offset_reset="latest",
     )
-    await consumer.start()
+    await start_client(consumer, kafka)
     deadline = time.monotonic() + 30
     while not consumer.assignment() and time.monotonic() < deadline:  # noqa: ASYNC110
         await asyncio.sleep(0.1)  # aiokafka has no event for "partitions assigned"
@@ -428,7 +432,11 @@ async def _start_cases(
         "(`waybill-watch notify --demo`: a log channel; docs/notify.md for webhooks, WeCom, "
         "DingTalk, Feishu and e-mail)"
     )
-    port = Settings().cases_port
+    port, notify_port = Settings().cases_port, Settings().notify_port
     say(f"case board: http://127.0.0.1:{port}/  (sign in: demo / {password}; log: {log_path})")
+    say(
+        f"their metrics: http://127.0.0.1:{port}/metrics (case service), "
+        f"http://127.0.0.1:{notify_port}/metrics (notifier)"
+    )
     say(f"API token (operator; cases API and waybill queries): {token}")
     return server, [process, notifier]

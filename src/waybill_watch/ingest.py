@@ -11,6 +11,7 @@ import logging
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
+from typing import Any
 
 from waybill_watch import jsonio
 from waybill_watch.feeds.base import Acknowledgement, Feed, FeedError, MalformedBody, Unavailable
@@ -68,6 +69,17 @@ class IngestService:
         self.metrics = metrics
         self.max_body_bytes = max_body_bytes
         self.timezone = timezone
+        self._responses: dict[tuple[str, int], Any] = {}
+
+    def count_response(self, feed_name: str, status: int) -> None:
+        """Count one answer of ``POST /callbacks/{feed}`` (the web layer calls this for every
+        answer, errors of its own included): ``waybill_watch_callback_responses_total``."""
+        label = feed_name if feed_name in self.feeds else UNKNOWN_FEED
+        child = self._responses.get((label, status))
+        if child is None:
+            child = self.metrics.callback_responses.labels(label, str(status))
+            self._responses[(label, status)] = child
+        child.inc()
 
     async def handle(
         self, feed_name: str, headers: Mapping[str, str], body: bytes, content_type: str

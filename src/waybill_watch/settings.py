@@ -11,7 +11,7 @@ import os
 from pathlib import Path
 from typing import Any, ClassVar, Literal
 
-from pydantic import AliasChoices, Field, SecretStr, field_validator
+from pydantic import AliasChoices, Field, FilePath, SecretStr, field_validator, model_validator
 from pydantic_settings import (
     BaseSettings,
     JsonConfigSettingsSource,
@@ -52,8 +52,44 @@ class Settings(BaseSettings):
         description="Partitions of tracking.raw (default: `partitions`, or 1 with the stream "
         "clock). With 1, envelopes are normalised exactly in arrival order, as replay reads them.",
     )
-    replication_factor: int = Field(1, ge=1, description="Replication of created topics.")
+    replication_factor: int | None = Field(
+        None,
+        ge=1,
+        description="Replication of the topics the app creates (its own and quix-streams' "
+        "changelogs); unset: 3 when the cluster lists at least three brokers, else 1.",
+    )
+    min_insync_replicas: int | None = Field(
+        None,
+        ge=1,
+        description="min.insync.replicas of the topics the app creates; unset: 2 with "
+        "replication 3 or more, else 1. At most the replication factor.",
+    )
+    raw_retention_hours: float = Field(
+        168.0,
+        description="retention.ms of a tracking.raw the app creates, in hours (long enough to "
+        "replay the capture; -1: forever). Existing topics keep theirs.",
+    )
     app_id: str = Field("waybill-watch", description="Consumer group (after the topic prefix).")
+
+    # Kafka client security (every client: worker, ingest, cases, notify, queries, admin)
+    kafka_security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = Field(
+        "PLAINTEXT", description="How clients talk to the brokers."
+    )
+    kafka_sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] | None = Field(
+        None, description="SASL mechanism (required with SASL_SSL / SASL_PLAINTEXT)."
+    )
+    kafka_sasl_username: str | None = None
+    kafka_sasl_password: SecretStr | None = None
+    kafka_ssl_cafile: FilePath | None = Field(
+        None, description="PEM CA bundle that verifies the brokers (default: the system's)."
+    )
+    kafka_ssl_certfile: FilePath | None = Field(
+        None, description="PEM client certificate (mutual TLS; with kafka_ssl_keyfile)."
+    )
+    kafka_ssl_keyfile: FilePath | None = Field(None, description="PEM key of the certificate.")
+    kafka_ssl_key_password: SecretStr | None = Field(
+        None, description="Passphrase of an encrypted kafka_ssl_keyfile."
+    )
 
     # Worker
     web_port: int = Field(6066, ge=0, le=65535)
@@ -90,6 +126,20 @@ class Settings(BaseSettings):
         description="How long the worker's producer gathers records into a batch (librdkafka "
         "linger.ms): fewer, larger produce requests cost the broker far less CPU, each internal "
         "hop waits up to this long when traffic is light.",
+    )
+    rocksdb_write_buffer_mb: int = Field(
+        64,
+        ge=1,
+        le=1024,
+        description="RocksDB memtable size per store partition (quix-streams' default 64; up to "
+        "3 per partition are held): with the block cache, what bounds a worker's memory "
+        "(docs/operations.md, Sizing).",
+    )
+    rocksdb_block_cache_mb: int = Field(
+        1024,
+        ge=8,
+        description="RocksDB block cache, one for the whole process (quix-streams' default "
+        "1024), filled lazily as states are read.",
     )
     advertised_url: str | None = Field(
         None,
@@ -181,6 +231,57 @@ class Settings(BaseSettings):
 
     #: A config file chosen by the caller (``--config``); else ``WAYBILL_WATCH_CONFIG``.
     config_path: ClassVar[Path | None] = None
+
+    @field_validator("kafka_security_protocol", "kafka_sasl_mechanism", mode="before")
+    @classmethod
+    def _upper_case(cls, value: Any) -> Any:
+        return value.strip().upper() if isinstance(value, str) else value
+
+    @field_validator("raw_retention_hours")
+    @classmethod
+    def _retention(cls, value: float) -> float:
+        if value != -1 and value <= 0:
+            raise ValueError("must be positive, or -1 to keep tracking.raw forever")
+        return value
+
+    @model_validator(mode="after")
+    def _kafka_settings_fit(self) -> Settings:
+        """Security settings that contradict each other fail at start, named (never echoed)."""
+        problems: list[str] = []
+        protocol = self.kafka_security_protocol
+        sasl = protocol.startswith("SASL_")
+        named = [
+            f"WAYBILL_WATCH_KAFKA_SASL_{n.upper()}"
+            for n in ("mechanism", "username", "password")
+            if getattr(self, f"kafka_sasl_{n}") is None
+        ]
+        if sasl and named:
+            problems.append(f"{protocol} needs {', '.join(named)}")
+        if not sasl and self.kafka_sasl_mechanism is not None:
+            problems.append(
+                f"WAYBILL_WATCH_KAFKA_SASL_MECHANISM is set but the security protocol is "
+                f"{protocol} (use SASL_SSL or SASL_PLAINTEXT)"
+            )
+        tls_files = (self.kafka_ssl_cafile, self.kafka_ssl_certfile, self.kafka_ssl_keyfile)
+        if not protocol.endswith("SSL") and any(f is not None for f in tls_files):
+            problems.append(
+                f"WAYBILL_WATCH_KAFKA_SSL_* files are set but the security protocol is "
+                f"{protocol} (use SSL or SASL_SSL)"
+            )
+        if (self.kafka_ssl_certfile is None) != (self.kafka_ssl_keyfile is None):
+            problems.append(
+                "mutual TLS needs both WAYBILL_WATCH_KAFKA_SSL_CERTFILE and "
+                "WAYBILL_WATCH_KAFKA_SSL_KEYFILE"
+            )
+        rf, min_isr = self.replication_factor, self.min_insync_replicas
+        if rf is not None and min_isr is not None and min_isr > rf:
+            problems.append(
+                f"WAYBILL_WATCH_MIN_INSYNC_REPLICAS ({min_isr}) exceeds "
+                f"WAYBILL_WATCH_REPLICATION_FACTOR ({rf}): every acks=all write would fail"
+            )
+        if problems:
+            raise ValueError("; ".join(problems))
+        return self
 
     @field_validator("topic_prefix")
     @classmethod
@@ -282,7 +383,11 @@ def settings_problem(exc: Exception) -> str:
     from pydantic import ValidationError
 
     if isinstance(exc, ValidationError):
-        fields = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
+        # a model-level check (the Kafka security settings) has no field location
+        fields = "; ".join(
+            f"{'.'.join(map(str, e['loc']))}: {e['msg']}" if e["loc"] else e["msg"]
+            for e in exc.errors()
+        )
         return f"invalid settings ({fields})"
     # pydantic-settings' SettingsError names the field and source only; a config file error
     # names the file or a position in it.

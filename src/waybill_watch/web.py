@@ -5,6 +5,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Callable
 
 from aiohttp import web
@@ -39,17 +40,29 @@ def add_routes(
     """Register the contract's endpoints on an aiohttp router."""
 
     async def callback(request: web.Request) -> web.Response:
-        body = await read_limited(request, ingest.max_body_bytes)
-        result = await ingest.handle(
-            request.match_info["feed"], request.headers, body, request.content_type
-        )
-        content_type, _, charset = result.content_type.partition("; charset=")
-        return web.Response(
-            status=result.status,
-            body=result.body,
-            content_type=content_type,
-            charset=charset or None,
-        )
+        feed = request.match_info["feed"]
+        status: int | None = 500  # what aiohttp answers for an exception raised here
+        try:
+            body = await read_limited(request, ingest.max_body_bytes)
+            result = await ingest.handle(feed, request.headers, body, request.content_type)
+            content_type, _, charset = result.content_type.partition("; charset=")
+            response = web.Response(
+                status=result.status,
+                body=result.body,
+                content_type=content_type,
+                charset=charset or None,
+            )
+            status = result.status
+            return response
+        except web.HTTPException as exc:
+            status = exc.status
+            raise
+        except asyncio.CancelledError:
+            status = None  # the client went away: nothing is answered
+            raise
+        finally:
+            if status is not None:
+                ingest.count_response(feed, status)
 
     router.add_post("/callbacks/{feed}", callback)
     add_operations_routes(router, registry, readiness)

@@ -5,6 +5,8 @@ from datetime import datetime
 
 import orjson
 import pytest
+from aiohttp import web
+from aiohttp.test_utils import TestClient, TestServer
 from prometheus_client import CollectorRegistry
 
 from waybill_watch.feeds.base import (
@@ -15,9 +17,10 @@ from waybill_watch.feeds.base import (
     ParseResult,
     SignatureInvalid,
 )
-from waybill_watch.ingest import IngestService
+from waybill_watch.ingest import IngestResult, IngestService
 from waybill_watch.metrics import Metrics
 from waybill_watch.models.envelope import CaptureEnvelope
+from waybill_watch.web import add_routes
 
 
 class FakeFeed:
@@ -127,3 +130,61 @@ async def test_undecodable_header_bytes_are_replaced_not_blamed_on_kafka() -> No
     result = await service.handle("canonical", headers, b"[]", "application/json\udcff")
     assert result.status == 200
     assert sink.written[0].content_type == "application/json\ufffd"
+
+
+async def test_every_answer_of_the_http_endpoint_is_counted_by_feed_and_code() -> None:
+    """``waybill_watch_callback_responses_total`` (worker and ``ingest`` share the routes)."""
+    sink = Sink()
+    service, metrics = _service(sink)
+    app = web.Application()
+
+    async def ready() -> tuple[bool, str]:
+        return True, "ok"
+
+    add_routes(app.router, service, metrics.registry, ready)
+    async with TestClient(TestServer(app)) as client:
+        for feed, headers, body in [
+            ("canonical", GOOD, b"[]"),
+            ("canonical", GOOD, b"[]"),
+            ("canonical", {}, b"[]"),
+            ("canonical", GOOD, b"garbage"),
+            ("canonical", GOOD, b"x" * 2000),
+            ("nope", GOOD, b"[]"),
+        ]:
+            await (await client.post(f"/callbacks/{feed}", data=body, headers=headers)).read()
+        sink.fail = True
+        await (await client.post("/callbacks/canonical", data=b"[]", headers=GOOD)).read()
+
+    def answered(feed: str, code: str) -> float:
+        return _count(metrics, "waybill_watch_callback_responses_total", feed=feed, code=code)
+
+    assert answered("canonical", "200") == 2
+    assert answered("canonical", "403") == 1
+    assert answered("canonical", "400") == 1
+    assert answered("canonical", "413") == 1
+    assert answered("canonical", "503") == 1
+    assert answered("_unknown", "404") == 1
+    assert answered("nope", "404") == 0  # unknown feeds share one label
+
+
+async def test_an_answer_the_web_layer_makes_itself_is_counted_too() -> None:
+    class Broken(IngestService):
+        async def handle(self, *_: object) -> IngestResult:
+            raise RuntimeError("a bug")
+
+    metrics = Metrics(CollectorRegistry())
+    service = Broken(
+        {"canonical": FakeFeed()}, Sink(), metrics, max_body_bytes=1024, timezone="UTC"
+    )
+    app = web.Application()
+
+    async def ready() -> tuple[bool, str]:
+        return True, "ok"
+
+    add_routes(app.router, service, metrics.registry, ready)
+    async with TestClient(TestServer(app)) as client:
+        response = await client.post("/callbacks/canonical", data=b"[]", headers=GOOD)
+        assert response.status == 500
+    assert (
+        _count(metrics, "waybill_watch_callback_responses_total", feed="canonical", code="500") == 1
+    )

@@ -104,3 +104,72 @@ def test_deploy_example_config_lists_every_threshold_at_its_default() -> None:
     for name in DetectionSettings.model_fields:
         assert f"\n{name} = " in text, f"{name} missing from {example.name}"
     assert load_settings(example).detection == DetectionSettings()
+
+
+# --- Kafka: topic layout and client security ---------------------------------------------
+
+
+def test_kafka_topic_settings(monkeypatch: pytest.MonkeyPatch) -> None:
+    s = Settings()
+    assert (s.replication_factor, s.min_insync_replicas) == (None, None)  # from the cluster
+    assert s.raw_retention_hours == 168
+    monkeypatch.setenv("WAYBILL_WATCH_REPLICATION_FACTOR", "3")
+    monkeypatch.setenv("WAYBILL_WATCH_MIN_INSYNC_REPLICAS", "2")
+    monkeypatch.setenv("WAYBILL_WATCH_RAW_RETENTION_HOURS", "-1")
+    s = Settings()
+    assert (s.replication_factor, s.min_insync_replicas, s.raw_retention_hours) == (3, 2, -1)
+    monkeypatch.setenv("WAYBILL_WATCH_RAW_RETENTION_HOURS", "0")
+    with pytest.raises(ValidationError, match=r"-1 to keep tracking\.raw forever"):
+        Settings()
+
+
+def test_kafka_security_from_environment_and_secret_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    ca = tmp_path / "ca.pem"
+    ca.write_text("not parsed here")
+    secrets = tmp_path / "secrets"
+    secrets.mkdir()
+    (secrets / "WAYBILL_WATCH_KAFKA_SASL_PASSWORD").write_text("from-file\n")
+    monkeypatch.setenv("WAYBILL_WATCH_SECRETS_DIR", str(secrets))
+    monkeypatch.setenv("WAYBILL_WATCH_KAFKA_SECURITY_PROTOCOL", "sasl_ssl")
+    monkeypatch.setenv("WAYBILL_WATCH_KAFKA_SASL_MECHANISM", "scram-sha-256")
+    monkeypatch.setenv("WAYBILL_WATCH_KAFKA_SASL_USERNAME", "svc")
+    monkeypatch.setenv("WAYBILL_WATCH_KAFKA_SSL_CAFILE", str(ca))
+    s = Settings()
+    assert (s.kafka_security_protocol, s.kafka_sasl_mechanism) == ("SASL_SSL", "SCRAM-SHA-256")
+    assert s.kafka_sasl_password is not None
+    assert s.kafka_sasl_password.get_secret_value() == "from-file"  # newline stripped
+    assert "from-file" not in repr(s)
+    assert s.kafka_ssl_cafile == ca
+
+
+@pytest.mark.parametrize(
+    ("env", "message"),
+    [
+        ({"KAFKA_SECURITY_PROTOCOL": "SASL_SSL"}, "SASL_SSL needs WAYBILL_WATCH_KAFKA_SASL_"),
+        ({"KAFKA_SASL_MECHANISM": "PLAIN"}, "security protocol is PLAINTEXT"),
+        ({"KAFKA_SECURITY_PROTOCOL": "TLS"}, "kafka_security_protocol"),
+        ({"KAFKA_SSL_CAFILE": "/nonexistent/ca.pem"}, "kafka_ssl_cafile"),
+        ({"REPLICATION_FACTOR": "1", "MIN_INSYNC_REPLICAS": "2"}, "every acks=all write"),
+    ],
+)
+def test_contradicting_kafka_settings_are_named(
+    env: dict[str, str], message: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from waybill_watch.settings import settings_problem
+
+    for name, value in env.items():
+        monkeypatch.setenv(f"WAYBILL_WATCH_{name}", value)
+    with pytest.raises(ValidationError) as caught:
+        Settings()
+    assert message in settings_problem(caught.value)
+
+
+def test_mutual_tls_needs_both_files(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    cert = tmp_path / "client.pem"
+    cert.write_text("x")
+    monkeypatch.setenv("WAYBILL_WATCH_KAFKA_SECURITY_PROTOCOL", "SSL")
+    monkeypatch.setenv("WAYBILL_WATCH_KAFKA_SSL_CERTFILE", str(cert))
+    with pytest.raises(ValidationError, match="WAYBILL_WATCH_KAFKA_SSL_KEYFILE"):
+        Settings()

@@ -27,6 +27,7 @@ from waybill_watch.cases.playbooks import Playbooks, load_playbooks
 from waybill_watch.cases.runtime import AnomalyConsumer, OutboxRelay, Timers
 from waybill_watch.cases.services import CaseService
 from waybill_watch.cases.store import CaseStore
+from waybill_watch.kafka_client import kafka_connection, start_client
 from waybill_watch.ops import add_operations_routes
 from waybill_watch.settings import Settings
 from waybill_watch.timefmt import local_now
@@ -147,36 +148,34 @@ class CaseServiceProcess:
         """Serve until SIGTERM/SIGINT (or ``self.stop``)."""
         settings = self.settings
         names: TopicNames = await asyncio.wait_for(ensure_topics(settings), 60)
-        bootstrap = settings.kafka_bootstrap_servers
+        kafka = kafka_connection(settings)
         producer = AIOKafkaProducer(
-            bootstrap_servers=bootstrap, acks="all", enable_idempotence=True, linger_ms=5
+            **kafka.aiokafka_options(), acks="all", enable_idempotence=True, linger_ms=5
         )
         consumer = AIOKafkaConsumer(
             names.anomalies,
-            bootstrap_servers=bootstrap,
+            **kafka.aiokafka_options(),
             group_id=settings.topic(settings.cases_group),
             enable_auto_commit=False,
             auto_offset_reset="earliest",
             isolation_level="read_committed",
             max_poll_records=500,
         )
-        await producer.start()
-        await consumer.start()
+        await start_client(producer, kafka)
+        await start_client(consumer, kafka)
         self.readiness.kafka_started = True
         anomalies = AnomalyConsumer(
             consumer, producer, self.service, self.metrics, dlq_topic=names.dlq
         )
         self.readiness.consumer = anomalies
         relay_producer = AIOKafkaProducer(
-            bootstrap_servers=bootstrap,
+            **kafka.aiokafka_options(),
             acks="all",
             enable_idempotence=True,
             transactional_id=settings.topic(settings.cases_group) + "-relay",
         )
-        await relay_producer.start()
-        relay = OutboxRelay(
-            self.service, relay_producer, self.metrics, names.cases_events, bootstrap
-        )
+        await start_client(relay_producer, kafka)
+        relay = OutboxRelay(self.service, relay_producer, self.metrics, names.cases_events, kafka)
         timers = Timers(self.service, self.metrics, settings.cases_timer_interval_seconds)
         anomalies.relay_wakeup = timers.relay_wakeup = relay.wakeup
         app = create_app(

@@ -140,8 +140,7 @@ async def _serve(settings: Settings, url: str, command: str) -> int:
     from waybill_watch.cases.migrate import migrate
     from waybill_watch.cases.pg import PostgresCaseStore
     from waybill_watch.cases.playbooks import PlaybookError, load_playbooks
-    from waybill_watch.cli import KAFKA_REMEDY, _cannot_start
-    from waybill_watch.settings import error_detail
+    from waybill_watch.cli import _cannot_start, kafka_start_failure
     from waybill_watch.tokens import TokenFileError
 
     try:
@@ -170,14 +169,10 @@ async def _serve(settings: Settings, url: str, command: str) -> int:
                 "set WAYBILL_WATCH_CASES_PORT or free the port",
             )
         except Exception as exc:
-            if "kafka" in type(exc).__module__.lower() or isinstance(exc, TimeoutError):
-                return _cannot_start(
-                    command,
-                    f"cannot reach Kafka at {settings.kafka_bootstrap_servers} "
-                    f"({error_detail(exc)})",
-                    KAFKA_REMEDY,
-                )
-            raise
+            failed = kafka_start_failure(command, settings, exc)
+            if failed is None:
+                raise
+            return failed
     finally:
         await store.close()
     logging.getLogger(__name__).info("case service stopped")

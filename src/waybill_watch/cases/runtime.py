@@ -32,6 +32,7 @@ from waybill_watch.cases.metrics import CaseMetrics
 from waybill_watch.cases.model import CaseEvent
 from waybill_watch.cases.services import CaseService
 from waybill_watch.consumers import consumer_lag, dead_letter
+from waybill_watch.kafka_client import KafkaConnection, as_connection
 from waybill_watch.models.anomaly import AnomalyEvent
 
 log = logging.getLogger(__name__)
@@ -198,13 +199,13 @@ class OutboxRelay:
         producer: AIOKafkaProducer,
         metrics: CaseMetrics,
         topic: str,
-        bootstrap: str,
+        kafka: str | KafkaConnection,
     ) -> None:
         self.service = service
         self.producer = producer
         self.metrics = metrics
         self.topic = topic
-        self.bootstrap = bootstrap
+        self.kafka = as_connection(kafka)
         self.wakeup = asyncio.Event()
         self._recovered = False
 
@@ -244,7 +245,7 @@ class OutboxRelay:
         if not pending:
             self._recovered = True
             return 0
-        found = await published_ids(self.bootstrap, self.topic, window=2 * BATCH)
+        found = await published_ids(self.kafka, self.topic, window=2 * BATCH)
         done = sorted(pending & found)
         if done:
             await self.service.store.published(done)
@@ -275,10 +276,10 @@ class OutboxRelay:
             sent += len(items)
 
 
-async def published_ids(bootstrap: str, topic: str, *, window: int) -> set[int]:
+async def published_ids(kafka: str | KafkaConnection, topic: str, *, window: int) -> set[int]:
     """Outbox ids in the last ``window`` committed records of every partition of ``topic``."""
     consumer = AIOKafkaConsumer(
-        bootstrap_servers=bootstrap,
+        **as_connection(kafka).aiokafka_options(),
         group_id=None,
         enable_auto_commit=False,
         isolation_level="read_committed",

@@ -27,6 +27,7 @@ class BrokerError(RuntimeError):
 # The submodules read the constants above, so they are imported after them.
 from waybill_watch.devbroker.broker import LocalBroker  # noqa: E402
 from waybill_watch.devbroker.cluster import LocalCluster  # noqa: E402
+from waybill_watch.devbroker.config import SaslSslListener  # noqa: E402
 from waybill_watch.devbroker.jars import cache_root, ensure_jars, is_complete, libs_dir  # noqa: E402
 from waybill_watch.devbroker.ready import wait_until_ready, wait_until_ready_async  # noqa: E402
 
@@ -37,6 +38,7 @@ __all__ = [
     "BrokerError",
     "LocalBroker",
     "LocalCluster",
+    "SaslSslListener",
     "cache_root",
     "ensure_jars",
     "is_complete",

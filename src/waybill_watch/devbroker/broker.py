@@ -20,11 +20,13 @@ from collections.abc import Mapping
 from importlib import resources
 from pathlib import Path
 from types import TracebackType
+from typing import TYPE_CHECKING
 
 from waybill_watch.devbroker import KAFKA_VERSION, BrokerError
 from waybill_watch.devbroker.config import (
     HOST,
     NODE_ID,
+    SaslSslListener,
     free_port,
     listener_port,
     new_cluster_id,
@@ -36,6 +38,9 @@ from waybill_watch.devbroker.jars import classpath, ensure_jars
 from waybill_watch.devbroker.ready import wait_until_ready
 from waybill_watch.devbroker.tools import check_java, find_java, tail, tail_file
 
+if TYPE_CHECKING:
+    from waybill_watch.kafka_client import KafkaConnection
+
 START_TIMEOUT_S = 90.0
 STOP_GRACE_S = 20.0
 FORMAT_TIMEOUT_S = 120.0
@@ -45,6 +50,7 @@ LOG_FILE = "broker.log"
 PROPERTIES_FILE = "server.properties"
 LOG4J_FILE = "log4j2.properties"
 KRAFT_DIR = "kraft-logs"
+KEYSTORE_FILE = "keystore.pem"
 
 
 class LocalBroker:
@@ -57,6 +63,9 @@ class LocalBroker:
     quorum's ``voters`` (node id → controller port, its own included), the ``controller_port``
     named there and the quorum's ``cluster_id``; then ``launch()`` it and wait for the quorum
     (``LocalCluster`` does): one node of three never becomes ready on its own.
+
+    ``secure``: clients reach it over SASL_SSL (SCRAM users made at format time) instead of
+    PLAINTEXT; :meth:`connection` is how a client logs in (a single node only).
     """
 
     def __init__(
@@ -69,7 +78,12 @@ class LocalBroker:
         node_id: int = NODE_ID,
         voters: Mapping[int, int] | None = None,
         cluster_id: str | None = None,
+        secure: SaslSslListener | None = None,
     ) -> None:
+        if secure is not None and not secure.users:
+            raise ValueError("a SASL_SSL broker needs at least one SCRAM user")
+        self.secure = secure
+        self.internal_port: int | None = None
         self._requested_port = port
         self._requested_controller_port = controller_port
         self._temporary = data_dir is None
@@ -88,6 +102,15 @@ class LocalBroker:
         if self.port is None:
             raise BrokerError("broker not started")
         return f"{HOST}:{self.port}"
+
+    def connection(self, user: str | None = None, password: str | None = None) -> KafkaConnection:
+        """How a client connects: PLAINTEXT, or SASL_SSL as ``user`` (default: the first
+        user; ``password`` overrides the user's, e.g. to test a refused login)."""
+        from waybill_watch.kafka_client import KafkaConnection
+
+        if self.secure is None:
+            return KafkaConnection(self.bootstrap)
+        return self.secure.connection(self.bootstrap, user, password)
 
     @property
     def pid(self) -> int | None:
@@ -112,7 +135,7 @@ class LocalBroker:
             return self.bootstrap
         self.launch()
         try:
-            wait_until_ready(self.bootstrap, timeout, probe_topic=True, check=self.check_alive)
+            wait_until_ready(self.connection(), timeout, probe_topic=True, check=self.check_alive)
         except BrokerError as exc:
             message = self.failure_message(exc)
             self.stop()
@@ -136,7 +159,8 @@ class LocalBroker:
             cluster_id = (
                 existing_cluster_id(data_dir / KRAFT_DIR) or self.cluster_id or new_cluster_id()
             )
-            _format_storage(java, libs, properties, data_dir / LOG4J_FILE, cluster_id)
+            scram = self.secure.scram_arguments() if self.secure is not None else []
+            _format_storage(java, libs, properties, data_dir / LOG4J_FILE, cluster_id, scram)
             self._proc = self._spawn(java, libs, properties)
             atexit.register(self.stop)
             write_pid(data_dir, self._proc.pid)
@@ -211,15 +235,30 @@ class LocalBroker:
         port = _usable_port(self._requested_port)
         self.port = port
         self.controller_port = _usable_port(self._requested_controller_port, exclude={port})
+        if self.secure is not None:
+            self.internal_port = free_port(exclude=frozenset({port, self.controller_port}))
 
     def _write_config(self, data_dir: Path) -> Path:
         assert self.port is not None and self.controller_port is not None
+        keystore = None
+        if self.secure is not None:
+            # Kafka's PEM key store: the private key and the certificate chain in one file
+            keystore = data_dir / KEYSTORE_FILE
+            keystore.write_bytes(
+                self.secure.keyfile.read_bytes().rstrip()
+                + b"\n"
+                + self.secure.certfile.read_bytes()
+            )
+            keystore.chmod(0o600)
         text = render_server_properties(
             self.port,
             self.controller_port,
             data_dir / KRAFT_DIR,
             node_id=self.node_id,
             voters=self.voters,
+            secure=self.secure,
+            internal_port=self.internal_port,
+            keystore=keystore,
         )
         properties = data_dir / PROPERTIES_FILE
         properties.write_text(text, encoding="utf-8")
@@ -293,8 +332,16 @@ def existing_cluster_id(log_dir: Path) -> str | None:
     return parse_properties(text).get("cluster.id") or None
 
 
-def _format_storage(java: str, libs: Path, properties: Path, log4j: Path, cluster_id: str) -> None:
-    """``kafka-storage format``; a no-op on an already formatted data dir."""
+def _format_storage(
+    java: str,
+    libs: Path,
+    properties: Path,
+    log4j: Path,
+    cluster_id: str,
+    extra: list[str] | None = None,
+) -> None:
+    """``kafka-storage format`` (``extra``: e.g. ``--add-scram`` users); a no-op on an already
+    formatted data dir."""
     cmd = [
         java,
         "-Xmx256m",
@@ -308,6 +355,7 @@ def _format_storage(java: str, libs: Path, properties: Path, log4j: Path, cluste
         "-c",
         str(properties),
         "--ignore-formatted",
+        *(extra or ()),
     ]
     try:
         done = subprocess.run(
@@ -416,7 +464,8 @@ def configured_port(data_dir: Path) -> int | None:
         text = (data_dir / PROPERTIES_FILE).read_text(encoding="utf-8")
     except OSError:
         return None
-    return listener_port(parse_properties(text))
+    properties = parse_properties(text)
+    return listener_port(properties) or listener_port(properties, "SASL_SSL")
 
 
 def stop_pid(pid: int, grace: float = STOP_GRACE_S) -> bool:

@@ -5,13 +5,66 @@ from __future__ import annotations
 import base64
 import uuid
 from collections.abc import Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING, Literal
 
 from waybill_watch.localproc import free_port as free_port
 from waybill_watch.localproc import port_is_free as port_is_free
 
+if TYPE_CHECKING:
+    from waybill_watch.kafka_client import KafkaConnection
+
 HOST = "127.0.0.1"
 NODE_ID = 1
+#: The listener brokers (and the controller) use among themselves when clients get SASL_SSL.
+INTERNAL_LISTENER = "INTERNAL"
+
+
+@dataclass(frozen=True)
+class SaslSslListener:
+    """A broker whose client listener is SASL_SSL with SCRAM logins (tests of TLS + SASL).
+
+    ``certfile``/``keyfile``: the broker's PEM certificate (chain) and unencrypted PKCS#8
+    key, valid for 127.0.0.1; ``cafile``: the CA clients verify it with. ``users``: SCRAM
+    credentials (name → password) written at format time (``kafka-storage format
+    --add-scram``), so they exist before the broker serves anyone. Brokers and the controller
+    talk PLAINTEXT among themselves on a second loopback listener.
+    """
+
+    certfile: Path
+    keyfile: Path
+    cafile: Path
+    users: Mapping[str, str] = field(default_factory=dict)
+    mechanism: Literal["SCRAM-SHA-256", "SCRAM-SHA-512"] = "SCRAM-SHA-512"
+
+    def connection(
+        self, bootstrap: str, user: str | None = None, password: str | None = None
+    ) -> KafkaConnection:
+        """A client connection as ``user`` (default: the first user, with its password)."""
+        from pydantic import SecretStr
+
+        from waybill_watch.kafka_client import KafkaConnection
+
+        name = user or next(iter(self.users))
+        secret = password if password is not None else self.users[name]
+        return KafkaConnection(
+            bootstrap,
+            security_protocol="SASL_SSL",
+            sasl_mechanism=self.mechanism,
+            sasl_username=name,
+            sasl_password=SecretStr(secret),
+            ssl_cafile=self.cafile,
+        )
+
+    def scram_arguments(self) -> list[str]:
+        """``kafka-storage format`` arguments creating the users."""
+        arguments: list[str] = []
+        for name, password in self.users.items():
+            if any(c in name + password for c in ",[]="):
+                raise ValueError("SCRAM user names and passwords here may not use , [ ] =")
+            arguments += ["--add-scram", f"{self.mechanism}=[name={name},password={password}]"]
+        return arguments
 
 
 def replication_for(cluster_size: int) -> tuple[int, int]:
@@ -39,6 +92,9 @@ def render_server_properties(
     *,
     node_id: int = NODE_ID,
     voters: Mapping[int, int] | None = None,
+    secure: SaslSslListener | None = None,
+    internal_port: int | None = None,
+    keystore: Path | None = None,
 ) -> str:
     """A combined broker+controller node of a static quorum (no ``--standalone``).
 
@@ -47,6 +103,9 @@ def render_server_properties(
     size (:func:`replication_for`), for internal topics and for topics created without one.
     Topic auto-creation stays off: the app creates its topics with the right partition
     counts, and a typo should fail instead of silently creating a 1-partition topic.
+
+    ``secure``: clients get a SASL_SSL listener on ``port`` (``keystore``: a PEM file with the
+    broker's key and certificate), brokers a PLAINTEXT one on ``internal_port``.
     """
     voters = {node_id: controller_port} if voters is None else dict(voters)
     if voters.get(node_id) != controller_port:
@@ -64,6 +123,29 @@ def render_server_properties(
         "controller.listener.names": "CONTROLLER",
         "listener.security.protocol.map": "PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT",
         "inter.broker.listener.name": "PLAINTEXT",
+    }
+    if secure is not None:
+        if internal_port is None or keystore is None:
+            raise ValueError("a SASL_SSL listener needs an internal port and a keystore")
+        internal = f"{INTERNAL_LISTENER}://{HOST}:{internal_port}"
+        mechanism = secure.mechanism.lower()
+        settings |= {
+            "listeners": f"SASL_SSL://{HOST}:{port},{internal},CONTROLLER://{HOST}:{controller_port}",
+            "advertised.listeners": f"SASL_SSL://{HOST}:{port},{internal}",
+            "listener.security.protocol.map": (
+                f"SASL_SSL:SASL_SSL,{INTERNAL_LISTENER}:PLAINTEXT,CONTROLLER:PLAINTEXT"
+            ),
+            "inter.broker.listener.name": INTERNAL_LISTENER,
+            "sasl.enabled.mechanisms": secure.mechanism,
+            "listener.name.sasl_ssl.sasl.enabled.mechanisms": secure.mechanism,
+            f"listener.name.sasl_ssl.{mechanism}.sasl.jaas.config": (
+                "org.apache.kafka.common.security.scram.ScramLoginModule required;"
+            ),
+            "ssl.keystore.type": "PEM",
+            "ssl.keystore.location": str(keystore),
+            "ssl.client.auth": "none",
+        }
+    settings |= {
         "log.dirs": str(log_dir),
         "num.partitions": 1,
         "auto.create.topics.enable": "false",

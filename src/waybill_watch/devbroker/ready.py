@@ -18,12 +18,21 @@ from typing import Any, TypeVar
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
 from waybill_watch.devbroker import BrokerError
+from waybill_watch.kafka_client import (
+    KafkaConnection,
+    KafkaSecurityError,
+    as_connection,
+    start_client,
+)
 
 T = TypeVar("T")
 
 ATTEMPT_TIMEOUT_S = 15.0
 RETRY_DELAY_S = 0.25
 TCP_TIMEOUT_S = 2.0
+#: A login refused (or a TLS handshake failed) this many times in a row is final: a broker
+#: that is still starting may refuse once, a wrong password never stops being wrong.
+SECURITY_FAILURES_FINAL = 3
 
 
 class _NotReady(Exception):
@@ -31,14 +40,15 @@ class _NotReady(Exception):
 
 
 def wait_until_ready(
-    bootstrap: str,
+    bootstrap: str | KafkaConnection,
     timeout: float,
     *,
     probe_topic: bool = False,
     check: Callable[[], None] | None = None,
     brokers: int = 1,
 ) -> None:
-    """Block until ``bootstrap`` (``host:port[,host:port...]``) serves metadata requests.
+    """Block until ``bootstrap`` (``host:port[,host:port...]``, or a connection with TLS/SASL
+    settings) serves metadata requests.
 
     ``brokers``: how many brokers the metadata must list (every node of a cluster).
     ``probe_topic`` also creates and deletes a throw-away topic (only for brokers we own),
@@ -55,7 +65,7 @@ def wait_until_ready(
 
 
 async def wait_until_ready_async(
-    bootstrap: str,
+    bootstrap: str | KafkaConnection,
     within: float,
     *,
     probe_topic: bool = False,
@@ -63,9 +73,12 @@ async def wait_until_ready_async(
     brokers: int = 1,
 ) -> None:
     """Async form of :func:`wait_until_ready` (``within`` is its ``timeout``)."""
+    connection = as_connection(bootstrap)
+    bootstrap = connection.bootstrap_servers
     split_bootstrap(bootstrap)  # a typo fails now, not after the timeout
     deadline = time.monotonic() + within
     last_error = "no attempt finished"
+    refused = 0
     while True:
         if check is not None:
             check()
@@ -76,13 +89,18 @@ async def wait_until_ready_async(
             )
         try:
             await asyncio.wait_for(
-                _probe(bootstrap, probe_topic, brokers), min(remaining, ATTEMPT_TIMEOUT_S)
+                _probe(connection, probe_topic, brokers), min(remaining, ATTEMPT_TIMEOUT_S)
             )
             return
         except TimeoutError:
-            last_error = "attempt timed out"
+            last_error, refused = "attempt timed out", 0
+        except KafkaSecurityError as exc:
+            refused += 1
+            if refused >= SECURITY_FAILURES_FINAL:
+                raise BrokerError(f"Kafka at {bootstrap} refuses this client: {exc}") from None
+            last_error = str(exc)
         except Exception as exc:  # aiokafka raises many unrelated types while starting
-            last_error = f"{type(exc).__name__}: {exc}"
+            last_error, refused = f"{type(exc).__name__}: {exc}", 0
         await asyncio.sleep(max(0.0, min(RETRY_DELAY_S, deadline - time.monotonic())))
 
 
@@ -112,11 +130,11 @@ async def _tcp_reachable(bootstrap: str) -> None:
     raise _NotReady("; ".join(errors))
 
 
-async def _probe(bootstrap: str, probe_topic: bool, brokers: int = 1) -> None:
-    await _tcp_reachable(bootstrap)
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=10_000)
+async def _probe(connection: KafkaConnection, probe_topic: bool, brokers: int = 1) -> None:
+    await _tcp_reachable(connection.bootstrap_servers)
+    admin = AIOKafkaAdminClient(**connection.aiokafka_options(), request_timeout_ms=10_000)
     try:
-        await admin.start()
+        await start_client(admin, connection)
         cluster: dict[str, Any] = await admin.describe_cluster()
         listed = len(cluster.get("brokers") or ())
         if listed < max(1, brokers):

@@ -18,10 +18,11 @@ from datetime import timedelta
 import aiohttp
 from aiohttp import web
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
-from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.errors import TopicAlreadyExistsError
 
 from waybill_watch import jsonio
+from waybill_watch.kafka_client import kafka_connection, start_client
 from waybill_watch.notify.channels import build_channel
 from waybill_watch.notify.metrics import NotifyMetrics
 from waybill_watch.notify.model import DeadLetter
@@ -30,7 +31,7 @@ from waybill_watch.notify.runtime import ChannelSender, EventConsumer, Maintenan
 from waybill_watch.notify.store import NotifyStore
 from waybill_watch.ops import add_operations_routes
 from waybill_watch.settings import Settings
-from waybill_watch.worker.topics import TopicNames, ensure_topics
+from waybill_watch.worker.topics import TopicNames, cluster_layout, ensure_topics, new_topic
 
 log = logging.getLogger(__name__)
 
@@ -69,14 +70,14 @@ def create_app(metrics: NotifyMetrics, readiness: Readiness) -> web.Application:
 async def ensure_dlq_topic(settings: Settings) -> str:
     """Create ``notifications.dlq`` (prefixed) if missing; its name."""
     name = settings.topic(DLQ_TOPIC)
-    admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap_servers)
-    await admin.start()
+    kafka = kafka_connection(settings)
+    admin = AIOKafkaAdminClient(**kafka.aiokafka_options())
+    await start_client(admin, kafka)
     try:
         if name not in set(await admin.list_topics()):
+            layout = await cluster_layout(admin, settings)  # replication as ensure_topics'
             with contextlib.suppress(TopicAlreadyExistsError):
-                await admin.create_topics(
-                    [NewTopic(name, settings.partitions, settings.replication_factor)]
-                )
+                await admin.create_topics([new_topic(name, settings.partitions, layout)])
             log.info("created topic %s", name)
     finally:
         await admin.close()
@@ -99,22 +100,22 @@ class NotifyProcess:
         settings = self.settings
         names: TopicNames = await asyncio.wait_for(ensure_topics(settings), 60)
         dlq_topic = await asyncio.wait_for(ensure_dlq_topic(settings), 60)
-        bootstrap = settings.kafka_bootstrap_servers
+        kafka = kafka_connection(settings)
         producer = AIOKafkaProducer(
-            bootstrap_servers=bootstrap, acks="all", enable_idempotence=True, linger_ms=5
+            **kafka.aiokafka_options(), acks="all", enable_idempotence=True, linger_ms=5
         )
         consumer = AIOKafkaConsumer(
             names.anomalies,
             names.cases_events,
-            bootstrap_servers=bootstrap,
+            **kafka.aiokafka_options(),
             group_id=settings.topic(settings.notify_group),
             enable_auto_commit=False,
             auto_offset_reset="earliest",
             isolation_level="read_committed",
             max_poll_records=500,
         )
-        await producer.start()
-        await consumer.start()
+        await start_client(producer, kafka)
+        await start_client(consumer, kafka)
         self.readiness.kafka_started = True
         http = aiohttp.ClientSession()
 

@@ -110,11 +110,10 @@ async def _migrate(url: str) -> int:
 
 
 async def _serve(settings: Settings, rules: Rules, url: str, command: str) -> int:
-    from waybill_watch.cli import KAFKA_REMEDY, _cannot_start
+    from waybill_watch.cli import _cannot_start, kafka_start_failure
     from waybill_watch.notify.app import NotifyProcess
     from waybill_watch.notify.migrate import migrate
     from waybill_watch.notify.pg import PostgresNotifyStore
-    from waybill_watch.settings import error_detail
 
     try:
         await asyncio.wait_for(migrate(url), 60)
@@ -134,14 +133,10 @@ async def _serve(settings: Settings, rules: Rules, url: str, command: str) -> in
                 "set WAYBILL_WATCH_NOTIFY_PORT or free the port",
             )
         except Exception as exc:
-            if "kafka" in type(exc).__module__.lower() or isinstance(exc, TimeoutError):
-                return _cannot_start(
-                    command,
-                    f"cannot reach Kafka at {settings.kafka_bootstrap_servers} "
-                    f"({error_detail(exc)})",
-                    KAFKA_REMEDY,
-                )
-            raise
+            failed = kafka_start_failure(command, settings, exc)
+            if failed is None:
+                raise
+            return failed
     finally:
         await store.close()
     logging.getLogger(__name__).info("notifier stopped")

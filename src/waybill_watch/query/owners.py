@@ -16,6 +16,8 @@ from dataclasses import dataclass
 
 from aiokafka.partitioner import murmur2
 
+from waybill_watch.kafka_client import KafkaConnection, as_connection
+
 CLIENT_ID_PREFIX = "waybill-watch "
 #: How long a group description is trusted before it is read again.
 CACHE_S = 2.0
@@ -42,10 +44,10 @@ class Owners:
 class OwnerDirectory:
     """The group's current partition owners (confluent-kafka's admin client, thread-safe)."""
 
-    def __init__(self, bootstrap: str, group: str, topic: str) -> None:
+    def __init__(self, kafka: str | KafkaConnection, group: str, topic: str) -> None:
         from confluent_kafka.admin import AdminClient
 
-        self._admin = AdminClient({"bootstrap.servers": bootstrap})
+        self._admin = AdminClient(as_connection(kafka).librdkafka_config())
         self.group = group
         self.topic = topic
         self._lock = threading.Lock()

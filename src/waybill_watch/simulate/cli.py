@@ -174,7 +174,10 @@ def _deliver(args: argparse.Namespace, settings: Settings, generator: Generator)
         ).to_json()
     prefix = settings.topic_prefix if args.topic_prefix is None else args.topic_prefix
     topic = f"{prefix}tracking.raw"
-    return asyncio.run(send_kafka(envelopes, args.kafka, topic, speed=speed)).to_json()
+    from waybill_watch.kafka_client import kafka_connection
+
+    kafka = kafka_connection(settings, bootstrap=args.kafka)  # TLS/SASL settings too
+    return asyncio.run(send_kafka(envelopes, kafka, topic, speed=speed)).to_json()
 
 
 def run(args: argparse.Namespace) -> int:

@@ -13,9 +13,12 @@ from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
 
 from waybill_watch.simulate.encode import Envelope
+
+if TYPE_CHECKING:
+    from waybill_watch.kafka_client import KafkaConnection
 
 
 @contextmanager
@@ -138,25 +141,33 @@ async def send_http(
 
 
 async def send_kafka(
-    envelopes: Iterable[Envelope], bootstrap: str, topic: str, *, speed: float | None
+    envelopes: Iterable[Envelope],
+    kafka: str | KafkaConnection,
+    topic: str,
+    *,
+    speed: float | None,
 ) -> SendReport:
-    """Produce each envelope (the capture line without newline) to ``topic``, acks=all.
+    """Produce each envelope (the capture line without newline) to ``topic``, acks=all
+    (``kafka``: a connection with its TLS/SASL settings, or a bare PLAINTEXT bootstrap).
 
     Raises :class:`SinkUnreachable` when the producer cannot start; it is stopped first, else
     aiokafka reports an "Unclosed AIOKafkaProducer" on the way out."""
     from aiokafka import AIOKafkaProducer
     from aiokafka.errors import KafkaError
 
+    from waybill_watch.kafka_client import as_connection, start_client
+
+    connection = as_connection(kafka)
     report = SendReport()
     pacer = Pacer(speed)
     producer = AIOKafkaProducer(
-        bootstrap_servers=bootstrap, acks="all", enable_idempotence=True, linger_ms=5
+        **connection.aiokafka_options(), acks="all", enable_idempotence=True, linger_ms=5
     )
     try:
-        await producer.start()
+        await start_client(producer, connection)
     except (KafkaError, ValueError) as exc:  # ValueError: a malformed host:port
         await producer.stop()
-        raise SinkUnreachable("Kafka", bootstrap, exc) from exc
+        raise SinkUnreachable("Kafka", connection.bootstrap_servers, exc) from exc
     try:
         pending: list[asyncio.Future[Any]] = []
         for envelope in envelopes:

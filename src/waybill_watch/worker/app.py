@@ -18,6 +18,7 @@ import asyncio
 import logging
 import os
 import threading
+import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -27,6 +28,7 @@ from typing import Any
 from aiohttp import web
 from quixstreams import Application, message_context
 from quixstreams.dataframe import StreamingDataFrame
+from quixstreams.state.rocksdb import RocksDBOptions
 
 from waybill_watch.domain.aggregates import AggregateEngines
 from waybill_watch.domain.engine import WaybillEngine
@@ -38,6 +40,7 @@ from waybill_watch.domain.runner import (
 )
 from waybill_watch.feeds import build_feeds
 from waybill_watch.ingest import IngestService
+from waybill_watch.kafka_client import kafka_connection
 from waybill_watch.metrics import Metrics, default_metrics
 from waybill_watch.query.api import QueryMetrics, WaybillQueries, add_query_routes
 from waybill_watch.query.owners import OwnerDirectory, client_id
@@ -58,7 +61,13 @@ from waybill_watch.worker.stages import (
     clock_of,
     send_signals,
 )
-from waybill_watch.worker.topics import TopicNames
+from waybill_watch.worker.telemetry import (
+    STATS_INTERVAL_MS,
+    ConsumerLag,
+    hook_rebalances,
+    owned_store_bytes,
+)
+from waybill_watch.worker.topics import TopicNames, engine_topic_manager
 
 log = logging.getLogger(__name__)
 
@@ -151,16 +160,30 @@ def create_worker(settings: Settings, metrics: Metrics | None = None) -> Worker:
     metrics = metrics or default_metrics()
     names = TopicNames.from_settings(settings)
     group = settings.topic_prefix + settings.app_id
+    consumed = (names.raw, names.events, names.orders, names.updates, names.signals)
+    lag = ConsumerLag(metrics, consumed)
+    kafka = kafka_connection(settings)
     app = Application(
-        broker_address=settings.kafka_bootstrap_servers,
+        broker_address=kafka.quix_connection(),
+        # changelogs get the project's replication and min.insync.replicas (topics.py)
+        topic_manager=engine_topic_manager(settings, group, timeout=ENGINE_REQUEST_TIMEOUT_S),
         consumer_group=group,
         auto_offset_reset="earliest",
         processing_guarantee=settings.processing_guarantee,
         commit_interval=settings.checkpoint_seconds,
         state_dir=str(settings.data_dir),
+        rocksdb_options=RocksDBOptions(
+            write_buffer_size=settings.rocksdb_write_buffer_mb * 2**20,
+            block_cache_size=settings.rocksdb_block_cache_mb * 2**20,
+        ),
         loglevel=None,
         producer_extra_config=producer_config(settings, group),
-        consumer_extra_config=consumer_config(settings),
+        consumer_extra_config={
+            **consumer_config(settings),
+            # waybill_watch_consumer_lag (quix-streams also reads them, for broker states)
+            "statistics.interval.ms": STATS_INTERVAL_MS,
+            "stats_cb": lag.on_stats,
+        },
         request_timeout=ENGINE_REQUEST_TIMEOUT_S,
         # quix-streams commits a due checkpoint only when its poll returns: with the default
         # 1 s poll an idle worker's last records reached RocksDB (and the waybill queries)
@@ -215,21 +238,32 @@ def create_worker(settings: Settings, metrics: Metrics | None = None) -> Worker:
         timezone=settings.default_timezone,
     )
 
+    stage_seconds = metrics.stage_seconds
+    validate_time = stage_seconds.labels("validate")
+    normalize_time = stage_seconds.labels("normalize")
+    clock = time.perf_counter
+
     def source(handler: Callable[..., None]) -> Callable[[Any, Any, int, Any], None]:
         def step(value: Any, key: Any, timestamp: int, headers: Any) -> None:
+            started = clock()
             ctx = message_context()
             handler(value, key, headers, ctx.partition, ctx.offset, timestamp)
+            validate_time.observe(clock() - started)
 
         return step
 
     def raw_step(value: Any, key: Any, timestamp: int, headers: Any) -> None:
+        started = clock()
         ctx = message_context()
         normalize.raw(value, ctx.partition, ctx.offset)
+        normalize_time.observe(clock() - started)
 
     app.dataframe(topics[names.raw]).update(raw_step, metadata=True)
     app.dataframe(topics[names.events]).update(source(normalize.external_scan), metadata=True)
     app.dataframe(topics[names.orders]).update(source(normalize.external_order), metadata=True)
-    waybill_stream = _keyed(app, topics[names.updates], waybills.handle)
+    waybill_stream = _keyed(
+        app, topics[names.updates], waybills.handle, stage_seconds.labels("waybill")
+    )
 
     def transaction(partition: int) -> Transaction:
         return context.checkpoint.get_store_transaction(
@@ -245,13 +279,59 @@ def create_worker(settings: Settings, metrics: Metrics | None = None) -> Worker:
         write moves the store's changelog offset past what is still to be restored."""
         transaction(partition).set_bytes(b"tick", b"1", b"m")
 
-    _keyed(app, topics[names.signals], aggregates.handle)
+    signals_stream = _keyed(
+        app, topics[names.signals], aggregates.handle, stage_seconds.labels("aggregate")
+    )
+    live = metrics.live
+
+    def partition_clock(partition: int) -> int | None:
+        ms = clock_of(transaction(partition))
+        if ms is not None:
+            live.clocks[str(partition)] = ms
+        return ms
+
+    def on_tick(waybill_partitions: list[int], signals_partitions: list[int]) -> None:
+        """The counts of partitions assigned since the last tick (restored by now), the size
+        of the stores."""
+        for partition in waybill_partitions:
+            if partition not in waybills.tally.partitions:
+                waybills.tally.of(transaction(partition), partition)
+        for partition in signals_partitions:
+            if partition not in aggregates.tally.partitions:
+                tx = context.checkpoint.get_store_transaction(
+                    stream_id=signals_stream, partition=partition
+                )
+                aggregates.tally.of(tx, partition)
+        live.state_bytes = owned_store_bytes(app._state_manager, (waybill_stream, signals_stream))
+
+    def rebalanced(event: str, partitions: list[Any]) -> None:
+        if event == "assigned":
+            lag.assign(partitions)
+            return
+        lag.revoke(partitions)
+        for tp in partitions:
+            if tp.topic == names.updates:
+                waybills.revoked(tp.partition)
+            elif tp.topic == names.signals:
+                aggregates.tally.drop(tp.partition)
+
+    hook_rebalances(app, metrics, rebalanced)
+
+    def episodes() -> dict[str, int]:
+        out = waybills.tally.episodes()
+        for anomaly_type, n in aggregates.tally.episodes().items():
+            out[anomaly_type] = out.get(anomaly_type, 0) + n
+        return out
+
+    live.open_episodes = episodes
+    live.waybill_states = waybills.tally.states
+    live.enabled = True
 
     ticker = Ticker(
         context.consumer,
         produce_to,
         record_tick if settings.processing_guarantee == "exactly-once" else None,
-        lambda partition: clock_of(transaction(partition)),
+        partition_clock,
         lambda partition: send_signals(
             effects.outbox, transaction(partition), partition, produce_to, names.signals
         ),
@@ -262,11 +342,12 @@ def create_worker(settings: Settings, metrics: Metrics | None = None) -> Worker:
         stream=settings.clock == "stream",
         interval=settings.tick_interval_seconds,
         restored=lambda: not app._state_manager.recovery_required,
+        on_tick=on_tick,
     )
 
     app._dataframe_registry.register_periodic_task(ticker)
 
-    publisher = RawPublisher(settings.kafka_bootstrap_servers, names.raw)
+    publisher = RawPublisher(kafka, names.raw)
     ingest = IngestService(
         feeds,
         publisher,
@@ -282,7 +363,7 @@ def create_worker(settings: Settings, metrics: Metrics | None = None) -> Worker:
     add_routes(http.router, ingest, metrics.registry, readiness)
     queries = WaybillQueries(
         LocalStates(app, waybill_stream),
-        OwnerDirectory(settings.kafka_bootstrap_servers, group, names.updates),
+        OwnerDirectory(kafka, group, names.updates),
         WaybillView(settings.detection),
         partitions=partitions,
         self_url=settings.query_url(),
@@ -292,17 +373,26 @@ def create_worker(settings: Settings, metrics: Metrics | None = None) -> Worker:
     return Worker(app, names, metrics, http, publisher, queries)
 
 
-def _keyed(app: Application, topic: Any, handle: Callable[[Transaction, int, bytes], None]) -> str:
-    """A keyed stage: its callback gets the partition's store transaction; its stream id."""
+def _keyed(
+    app: Application,
+    topic: Any,
+    handle: Callable[[Transaction, int, bytes], None],
+    timer: Any,
+) -> str:
+    """A keyed stage: its callback gets the partition's store transaction; its stream id.
+    ``timer`` observes each record's processing time (``waybill_watch_stage_seconds``)."""
     sdf: StreamingDataFrame = app.dataframe(topic)
     sdf.register_store()
     stream_id = sdf.stream_id
     context = sdf.processing_context
+    clock = time.perf_counter
 
     def step(value: Any, key: Any, timestamp: int, headers: Any) -> None:
+        started = clock()
         partition = message_context().partition
         tx = context.checkpoint.get_store_transaction(stream_id=stream_id, partition=partition)
         handle(tx, partition, value)
+        timer.observe(clock() - started)
 
     sdf.update(step, metadata=True)
     return stream_id

@@ -6,6 +6,7 @@ from aiohttp import web
 
 from waybill_watch.feeds import build_feeds
 from waybill_watch.ingest import IngestService
+from waybill_watch.kafka_client import kafka_connection
 from waybill_watch.metrics import Metrics, default_metrics
 from waybill_watch.settings import Settings
 from waybill_watch.web import add_routes
@@ -17,7 +18,7 @@ def create_ingest_app(settings: Settings, metrics: Metrics | None = None) -> web
     """An aiohttp application with the contract's endpoints, writing to ``tracking.raw``."""
     metrics = metrics or default_metrics()
     names = TopicNames.from_settings(settings)
-    publisher = RawPublisher(settings.kafka_bootstrap_servers, names.raw)
+    publisher = RawPublisher(kafka_connection(settings), names.raw)  # TLS/SASL settings too
     ingest = IngestService(
         build_feeds(settings),
         publisher,

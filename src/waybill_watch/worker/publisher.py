@@ -7,6 +7,8 @@ import asyncio
 from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError
 
+from waybill_watch.kafka_client import KafkaConnection, as_connection, start_client
+
 
 class KafkaStartError(Exception):
     """The producer could not start: no broker answered at ``bootstrap``, or the address is
@@ -26,9 +28,12 @@ class KafkaStartError(Exception):
 class RawPublisher:
     """Writes capture envelopes to ``tracking.raw`` with acks=all and idempotence."""
 
-    def __init__(self, bootstrap: str, topic: str, *, request_timeout_ms: int = 15_000) -> None:
+    def __init__(
+        self, kafka: str | KafkaConnection, topic: str, *, request_timeout_ms: int = 15_000
+    ) -> None:
         self.topic = topic
-        self.bootstrap = bootstrap
+        self.kafka = as_connection(kafka)  # a bare bootstrap string: PLAINTEXT
+        self.bootstrap = self.kafka.bootstrap_servers
         self.request_timeout_ms = request_timeout_ms
         self._producer: AIOKafkaProducer | None = None
 
@@ -37,15 +42,18 @@ class RawPublisher:
 
         aiokafka tries each bootstrap server once (each bounded by ``request_timeout_ms``) and
         gives up; that is final here too, as :class:`KafkaStartError`, with no retry loop."""
-        producer = AIOKafkaProducer(
-            bootstrap_servers=self.bootstrap,
-            acks="all",
-            enable_idempotence=True,
-            linger_ms=2,
-            request_timeout_ms=self.request_timeout_ms,
-        )
         try:
-            await producer.start()
+            producer = AIOKafkaProducer(
+                **self.kafka.aiokafka_options(),
+                acks="all",
+                enable_idempotence=True,
+                linger_ms=2,
+                request_timeout_ms=self.request_timeout_ms,
+            )
+        except (OSError, ValueError) as exc:  # a CA or certificate file that is not PEM
+            raise KafkaStartError(self.bootstrap, exc) from exc
+        try:
+            await start_client(producer, self.kafka)  # a refused login says so
         except (KafkaError, ValueError) as exc:  # ValueError: a malformed host:port
             await producer.stop()  # else aiokafka reports an "Unclosed AIOKafkaProducer"
             raise KafkaStartError(self.bootstrap, exc) from exc

@@ -19,6 +19,7 @@ in ``(clock, source)`` order, as replay applies them.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import struct
 import time
@@ -47,11 +48,12 @@ from waybill_watch.worker.outputs import ORIGIN_HEADER, Outputs, Send
 from waybill_watch.worker.ports import (
     CLOCK_PREFIX,
     INDEX_PREFIX,
+    CountingStore,
     KafkaEffects,
     SignalOutbox,
+    Tally,
     Transaction,
     TransactionKv,
-    TransactionStore,
 )
 from waybill_watch.worker.topics import TopicNames
 
@@ -83,6 +85,12 @@ class Children:
         if child is None:
             child = self.cache[values] = self.metric.labels(*values)
         return child
+
+    def drop(self, *values: str) -> None:
+        """Remove the child of ``values`` (a revoked partition's series)."""
+        if self.cache.pop(values, None) is not None:
+            with contextlib.suppress(KeyError):
+                self.metric.remove(*values)
 
 
 class Progress:
@@ -288,8 +296,11 @@ class Ticker:
         stream: bool,
         interval: float,
         restored: Callable[[], bool],
+        on_tick: Callable[[list[int], list[int]], None] | None = None,
     ) -> None:
         self.metrics = metrics
+        #: ``on_tick(waybill partitions, signals partitions)``: the assigned ones, each tick.
+        self.on_tick = on_tick
         self.consumer = consumer
         self.produce = produce
         self.record = record
@@ -313,6 +324,7 @@ class Ticker:
         marks: dict[str, tuple[int, bool]] = {}
         clocks: dict[str, tuple[int, bool]] = {}
         waybill_partitions: list[int] = []
+        signals_partitions: list[int] = []
         assignment = self.consumer.assignment()  # not cheap: once a tick, never per record
         self.metrics.partitions_assigned.set(
             sum(1 for tp in assignment if tp.topic == self.names.updates)
@@ -331,6 +343,8 @@ class Ticker:
                 clock = self.clock_of(tp.partition)
                 if clock is not None and clock != self._sent.get(src):
                     clocks[src] = (clock, False)
+            elif tp.topic == self.names.signals:
+                signals_partitions.append(tp.partition)
         for topic, targets in ((self.names.updates, marks), (self.names.signals, clocks)):
             if not targets:
                 continue
@@ -340,6 +354,8 @@ class Ticker:
         if self.record is not None and (marks or clocks) and waybill_partitions:
             self.record(waybill_partitions[0])
         self._sent.update({src: mark[0] for src, mark in clocks.items()})
+        if self.on_tick is not None:
+            self.on_tick(waybill_partitions, signals_partitions)
 
     def _mark(self, tp: Any, src: str) -> tuple[int, bool] | None:
         caught_up = self._caught_up(tp, src)
@@ -424,6 +440,7 @@ class WaybillStage:
         timezone: str,
         feeds: Mapping[str, Feed],
         topic: str,
+        tally: Tally | None = None,
     ) -> None:
         self.runner = runner
         self.effects = effects
@@ -434,7 +451,17 @@ class WaybillStage:
             name: feed.scan_from_draft for name, feed in draft_feeds(feeds).items()
         }
         self.clock_gauge = Children(metrics.clock_seconds)
+        self.clocks = metrics.live.clocks  # partition -> clock (ms), for the clock lag
         self.processed = Children(metrics.tracking_events_processed)
+        #: The counts of the owned partitions (waybill states, open episodes).
+        self.tally = tally if tally is not None else Tally()
+
+    def revoked(self, partition: int) -> None:
+        """Forget what is kept of a partition no longer owned here."""
+        self.tally.drop(partition)
+        label = str(partition)
+        self.clock_gauge.drop(label)
+        self.clocks.pop(label, None)
 
     def handle(self, tx: Transaction, partition: int, value: bytes) -> None:
         kind, src, payload = codec.decode(value, self.drafts)
@@ -451,17 +478,28 @@ class WaybillStage:
         if changed:
             _save_watermark(tx, now_ms, watermark)
         if now_ms > before:
-            self.clock_gauge(str(partition)).set(now_ms / 1000)
+            label = str(partition)
+            self.clock_gauge(label).set(now_ms / 1000)
+            self.clocks[label] = now_ms
         now = from_ms(now_ms, self.tz)
         effects = self.effects
         effects.src = f"w/{partition}"
         effects.tx = tx
         ports = Ports(
-            TransactionStore(tx, WaybillState.to_bytes, WaybillState.from_bytes),
+            CountingStore(
+                tx,
+                WaybillState.to_bytes,
+                WaybillState.from_bytes,
+                self.tally,
+                partition,
+                count_states=True,
+                loaded=effects.loaded,
+            ),
             BucketDeadlineIndex(TransactionKv(tx, INDEX_PREFIX)),
             effects,
         )
         if kind == codec.TICK:
+            effects.begin_input(None)
             self.runner.advance(ports, now)
             return
         # The input is applied at its own receipt time when the clock (the lowest mark of all
@@ -470,6 +508,7 @@ class WaybillStage:
             pending: PendingUpdate = payload
             update = pending.update
             effects.forward = update.source_feed != EXTERNAL_EVENTS
+            effects.begin_input(update.received_at.timestamp())
             at = max(now, update.received_at)
             try:
                 step = self.runner.apply(ports, update.waybill, pending, at, clock=now)
@@ -491,6 +530,7 @@ class WaybillStage:
                 self.processed(update.source_feed, "duplicate").inc(pending.scan_count - new)
             return
         order: OrderEvent = payload[0]
+        effects.begin_input(payload[1].timestamp())
         self.runner.apply(ports, order.waybill, order, max(now, payload[1]), clock=now)
         self.metrics.order_events_processed.labels(order.type).inc()
 
@@ -499,12 +539,20 @@ class AggregateStage:
     """Site and courier state fed by signals from every waybill partition, in clock order."""
 
     def __init__(
-        self, runner: AggregateRunner, effects: KafkaEffects, *, sources: int, timezone: str
+        self,
+        runner: AggregateRunner,
+        effects: KafkaEffects,
+        *,
+        sources: int,
+        timezone: str,
+        tally: Tally | None = None,
     ) -> None:
         self.runner = runner
         self.effects = effects
         self.sources = sources  # the waybill stage's partitions: each must report once
         self.tz = zone(timezone)
+        #: The counts of the owned partitions (open site and courier episodes).
+        self.tally = tally if tally is not None else Tally()
 
     def handle(self, tx: Transaction, partition: int, value: bytes) -> None:
         kind, src, payload = codec.peek(value)  # signals are decoded once, when applied
@@ -520,8 +568,9 @@ class AggregateStage:
         _save_watermark(tx, now_ms, watermark)
         effects = self.effects
         effects.tx = None  # site/courier engines decide no signals
+        effects.begin_input(None)  # not a push: no push → anomaly latency
         ports = Ports(
-            TransactionStore(tx, _dump, _load_aggregate),
+            CountingStore(tx, _dump, _load_aggregate, self.tally, partition, count_states=False),
             BucketDeadlineIndex(TransactionKv(tx, INDEX_PREFIX)),
             effects,
         )
