@@ -12,6 +12,7 @@ from benchmarks import (
     live_bench,
     notify_bench,
     query_bench,
+    recovery_bench,
     replay_bench,
     restart_bench,
 )
@@ -22,6 +23,7 @@ BENCHES = {
     "engines": engines_bench.main,
     "live": live_bench.main,
     "restart": restart_bench.main,
+    "recovery": recovery_bench.main,
     "cases": cases_bench.main,
     "query": query_bench.main,
     "notify": notify_bench.main,
