@@ -287,11 +287,19 @@ async def published_ids(kafka: str | KafkaConnection, topic: str, *, window: int
     await consumer.start()
     found: set[int] = set()
     try:
-        await consumer.topics()  # fetches the cluster's metadata
-        partitions = consumer.partitions_for_topic(topic) or set()
+        # The topic exists (created at start). Metadata without it (a loaded or restarting
+        # broker) must not read as "nothing published": every pending row would be sent again.
+        deadline = time.monotonic() + TAIL_READ_S
+        # (A kill test under load saw a committed batch of 250 published again: metadata that
+        # lacks the topic is how this read returned nothing. ``consumer.topics()`` would not
+        # help: it fills a metadata object of its own, not the client's.)
+        while not (partitions := consumer.partitions_for_topic(topic)):
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"no partitions of {topic} in the cluster's metadata")
+            await consumer._client.add_topic(topic)  # tracks it: refreshes the client's metadata
+            if not consumer.partitions_for_topic(topic):
+                await asyncio.sleep(0.5)
         tps = [TopicPartition(topic, p) for p in sorted(partitions)]
-        if not tps:
-            return found
         consumer.assign(tps)
         ends = await consumer.end_offsets(tps)
         starts = await consumer.beginning_offsets(tps)
