@@ -20,14 +20,19 @@ ENV PIP_DISABLE_PIP_VERSION_CHECK=1 \
 WORKDIR /src
 # Only what the wheel is built from (.dockerignore lets nothing else into the context).
 COPY pyproject.toml README.md LICENSE ./
+COPY requirements/runtime.lock ./requirements/runtime.lock
 COPY src ./src
 
 # Dependencies come as wheels only (--only-binary): rocksdict, confluent-kafka (librdkafka
 # bundled), psycopg-binary (libpq bundled), orjson and pydantic-core ship manylinux wheels for
 # amd64 and arm64, so the builder needs no compiler and the runtime no -dev packages.
+# The dependencies are exactly the hash-checked pins of requirements/runtime.lock (make lock),
+# the same versions CI tests; the project's own wheel then goes in without resolving anything.
 RUN python -m pip wheel --no-deps --wheel-dir /wheels . \
  && python -m venv /opt/waybill-watch \
- && /opt/waybill-watch/bin/python -m pip install --only-binary=:all: /wheels/waybill_watch-*.whl
+ && /opt/waybill-watch/bin/python -m pip install --only-binary=:all: --require-hashes \
+      -r requirements/runtime.lock \
+ && /opt/waybill-watch/bin/python -m pip install --no-deps /wheels/waybill_watch-*.whl
 
 # ---- runtime: the venv on a clean slim image, as an unprivileged user -----------------------
 FROM python:3.11.16-slim-bookworm@sha256:c425d915a89a6dcd3183b1797ad9bd8878caff5a417f6371c8df93c8ea8b727f AS runtime
