@@ -8,6 +8,7 @@ import sys
 from benchmarks import (
     cases_bench,
     engines_bench,
+    hostile_bench,
     ingest_bench,
     live_bench,
     notify_bench,
@@ -27,6 +28,7 @@ BENCHES = {
     "cases": cases_bench.main,
     "query": query_bench.main,
     "notify": notify_bench.main,
+    "hostile": hostile_bench.main,
 }
 
 

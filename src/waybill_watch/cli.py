@@ -291,6 +291,7 @@ def _ingest(_: argparse.Namespace) -> int:
     which restarting the process would not."""
     from aiohttp import web
 
+    from waybill_watch.web import EdgeLimits
     from waybill_watch.worker.ingest_app import create_ingest_app
     from waybill_watch.worker.publisher import KafkaStartError
 
@@ -302,11 +303,14 @@ def _ingest(_: argparse.Namespace) -> int:
         return 2
     _logging(settings.log_level)
     try:
+        limits = EdgeLimits.from_settings(settings)
         web.run_app(
             create_ingest_app(settings),
             host=settings.web_bind,
             port=settings.web_port,
             access_log=None,
+            keepalive_timeout=limits.header_timeout_seconds,
+            **limits.handler_args(),  # run_app hands its other keywords to the AppRunner
         )
     except KafkaStartError as exc:
         return cannot_start(

@@ -27,7 +27,14 @@ RawSink = Callable[[bytes], Awaitable[None]]
 
 #: Request headers kept in the envelope for replay-time signature verification.
 KEPT_HEADERS = frozenset(
-    {"content-type", "sign", "aftership-hmac-sha256", "x-waybill-watch-signature"}
+    {
+        "content-type",
+        "sign",
+        "aftership-hmac-sha256",
+        "x-waybill-watch-signature",
+        "x-waybill-watch-timestamp",
+        "x-waybill-watch-signature-v2",
+    }
 )
 
 
@@ -43,6 +50,24 @@ class UnknownFeed(FeedError):
     http_status = 404
 
 
+class SlowBody(FeedError):
+    """The body did not arrive within the body read timeout (HTTP 408)."""
+
+    http_status = 408
+
+
+class UnsupportedEncoding(FeedError):
+    """A ``Content-Encoding`` no courier uses (HTTP 415): bodies are never decompressed."""
+
+    http_status = 415
+
+
+class RateLimited(FeedError):
+    """Too many callbacks from this source (HTTP 429, with ``Retry-After``)."""
+
+    http_status = 429
+
+
 @dataclass(frozen=True, slots=True)
 class IngestResult:
     """What the web layer sends back."""
@@ -50,6 +75,7 @@ class IngestResult:
     status: int
     body: bytes
     content_type: str
+    headers: tuple[tuple[str, str], ...] = ()
 
 
 class IngestService:
@@ -81,6 +107,28 @@ class IngestService:
             self._responses[(label, status)] = child
         child.inc()
 
+    def refuse(
+        self, feed_name: str, error: FeedError, headers: tuple[tuple[str, str], ...] = ()
+    ) -> IngestResult:
+        """Refuse a request at the edge, before ``handle`` (rate limit, slow or encoded body):
+        counted as received and rejected with ``error.reason``, answered in the feed's format."""
+        feed = self.feeds.get(feed_name)
+        label = feed_name if feed is not None else UNKNOWN_FEED
+        self.metrics.callbacks_received.labels(label).inc()
+        self.metrics.callbacks_rejected.labels(label, error.reason).inc()
+        # A flood over the rate limit would flood the log too: that one is counted, not logged.
+        level = logging.DEBUG if isinstance(error, RateLimited) else logging.WARNING
+        log.log(level, "refused %s callback: %s (%s)", label, error.reason, error.message)
+        if feed is None:
+            return IngestResult(
+                error.http_status,
+                error.message.encode("utf-8"),
+                "text/plain; charset=utf-8",
+                headers,
+            )
+        ack = feed.acknowledge(error, local_now(self.timezone))
+        return IngestResult(ack.status, ack.body, ack.content_type, headers)
+
     async def handle(
         self, feed_name: str, headers: Mapping[str, str], body: bytes, content_type: str
     ) -> IngestResult:
@@ -93,22 +141,32 @@ class IngestService:
             self.metrics.callbacks_rejected.labels(label, "unknown_feed").inc()
             return _plain(404, f"unknown feed {feed_name[:40]!r}; known: {sorted(self.feeds)}")
         lowered = {k.lower(): v for k, v in headers.items()}
+        verified = False
         try:
             if len(body) > self.max_body_bytes:
                 raise BodyTooLarge(
                     "body_too_large", f"body is larger than {self.max_body_bytes} bytes"
                 )
             feed.verify(lowered, body)
+            verified = True
             envelope = self._envelope(feed_name, lowered, body, content_type)
             feed.parse(envelope)  # 400 now rather than a DLQ entry later
             await self._write(envelope)
         except FeedError as error:
+            release = getattr(feed, "release", None)
+            if verified and release is not None:
+                release(lowered, body)  # not accepted: the same request may come again
             self.metrics.callbacks_rejected.labels(label, error.reason).inc()
             log.warning(
                 "rejected %s callback: %s (%s)", feed_name, error.reason, mask_text(error.message)
             )
             ack = feed.acknowledge(error, local_now(self.timezone))
             return IngestResult(ack.status, ack.body, ack.content_type)
+        except BaseException:  # cancelled (the client left) or a bug: not accepted either
+            release = getattr(feed, "release", None)
+            if verified and release is not None:
+                release(lowered, body)
+            raise
         self.metrics.callbacks_accepted.labels(label).inc()
         self.metrics.callback_latency.labels(label).observe(time.perf_counter() - started)
         ok: Acknowledgement = feed.acknowledge(None, local_now(self.timezone))

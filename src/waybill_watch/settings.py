@@ -157,6 +157,45 @@ class Settings(BaseSettings):
 
     # Ingest
     max_body_bytes: int = Field(1024 * 1024, ge=1024)
+    body_timeout_seconds: float = Field(
+        10.0, gt=0, description="A callback body not fully received within this answers 408."
+    )
+    header_timeout_seconds: float = Field(
+        75.0,
+        gt=0,
+        description="A connection that delivers no complete request head within this (from "
+        "its start or its previous answer) is closed; also the idle keep-alive timeout.",
+    )
+    rate_limit_per_second: float = Field(
+        500.0, gt=0, description="Callbacks per second per (feed, client address); above: 429."
+    )
+    rate_limit_burst: int = Field(1000, ge=1, description="Token-bucket size of that limit.")
+    trusted_proxies: str = Field(
+        "",
+        description="Comma-separated addresses or CIDR networks of proxies whose "
+        "X-Forwarded-For is believed (the client is the last untrusted address in it).",
+    )
+    signature_tolerance_seconds: float = Field(
+        300.0,
+        gt=0,
+        description="Own feeds: a signed timestamp further than this from now answers 401.",
+    )
+    require_signed_timestamp: bool = Field(
+        False,
+        description="Own feeds: refuse requests without X-Waybill-Watch-Timestamp and "
+        "X-Waybill-Watch-Signature-V2 (401).",
+    )
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _proxy_networks(cls, value: str) -> str:
+        import ipaddress
+
+        for part in value.split(","):
+            if part.strip():
+                ipaddress.ip_network(part.strip(), strict=False)  # ValueError: invalid setting
+        return value
+
     allow_unsigned: bool = False
     default_timezone: str = DEFAULT_ZONE
     feed_timezones: dict[str, str] = Field(default_factory=dict)

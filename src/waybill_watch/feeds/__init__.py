@@ -40,6 +40,8 @@ def feed_config(settings: Settings, name: str) -> FeedConfig:
         timezone=settings.feed_timezone(name),
         allow_unsigned=settings.allow_unsigned,
         ebusiness_id=settings.kdniao_ebusiness_id if name == "kdniao" else "",
+        signature_tolerance_seconds=settings.signature_tolerance_seconds,
+        require_signed_timestamp=settings.require_signed_timestamp,
     )
 
 

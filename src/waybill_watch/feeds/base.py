@@ -70,6 +70,9 @@ class FeedConfig:
     timezone: str = "Asia/Shanghai"
     allow_unsigned: bool = False
     ebusiness_id: str = ""  # Kdniao acknowledgement echo
+    #: Own feeds (canonical, merchant): the signed timestamp's window and whether it is required.
+    signature_tolerance_seconds: float = 300.0
+    require_signed_timestamp: bool = False
 
 
 @dataclass(frozen=True, slots=True)

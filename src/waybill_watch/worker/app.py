@@ -47,7 +47,7 @@ from waybill_watch.query.owners import OwnerDirectory, client_id
 from waybill_watch.query.view import WaybillView
 from waybill_watch.settings import Settings
 from waybill_watch.tokens import TokenRegistry
-from waybill_watch.web import add_routes
+from waybill_watch.web import add_routes, configure_edge
 from waybill_watch.worker.local_states import LocalStates
 from waybill_watch.worker.outputs import Outputs
 from waybill_watch.worker.ports import KafkaEffects, Transaction
@@ -403,7 +403,7 @@ def serve_http(worker: Worker, settings: Settings) -> Callable[[], None]:
     loop = asyncio.new_event_loop()
     started = threading.Event()
     failure: list[BaseException] = []
-    runner = web.AppRunner(worker.http, access_log=None)
+    runner = web.AppRunner(worker.http, access_log=None, **configure_edge(worker.http, settings))
 
     async def start() -> None:
         await worker.publisher.start()

@@ -9,7 +9,7 @@ from waybill_watch.ingest import IngestService
 from waybill_watch.kafka_client import kafka_connection
 from waybill_watch.metrics import Metrics, default_metrics
 from waybill_watch.settings import Settings
-from waybill_watch.web import add_routes
+from waybill_watch.web import EDGE_LIMITS, EdgeLimits, add_routes
 from waybill_watch.worker.publisher import RawPublisher
 from waybill_watch.worker.topics import TopicNames
 
@@ -27,6 +27,7 @@ def create_ingest_app(settings: Settings, metrics: Metrics | None = None) -> web
         timezone=settings.default_timezone,
     )
     app = web.Application(client_max_size=settings.max_body_bytes + 1)
+    app[EDGE_LIMITS] = EdgeLimits.from_settings(settings)  # run with its runner_args()
 
     async def readiness() -> tuple[bool, str]:
         return await publisher.readiness((names.raw,))
