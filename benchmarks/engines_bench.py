@@ -41,9 +41,8 @@ from typing import Any
 
 import orjson
 
-from benchmarks.kafka_capture import create_topic, preload, read_capture, wait_lag_zero
+from benchmarks.kafka_capture import bench_kafka, create_topic, preload, read_capture, wait_lag_zero
 from benchmarks.replay_bench import ROOT, _capture
-from waybill_watch.devbroker import LocalBroker
 from waybill_watch.feeds.common import read_form
 
 PARTITIONS = 8
@@ -350,11 +349,7 @@ def main(quick: bool = False) -> int:
         f"{os.getloadavg()[0]:.2f}",
         flush=True,
     )
-    broker = None
-    bootstrap = os.environ.get("KAFKA_BOOTSTRAP_SERVERS")
-    if not bootstrap:
-        broker = LocalBroker()
-        bootstrap = broker.start()
+    bootstrap, broker = bench_kafka()
     try:
         prefix = f"engines{uuid.uuid4().hex[:8]}."
         source = f"{prefix}tracking.raw"

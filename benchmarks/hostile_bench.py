@@ -32,7 +32,7 @@ from typing import Any
 import aiohttp
 import orjson
 
-from waybill_watch.devbroker import LocalBroker
+from benchmarks.kafka_capture import bench_kafka
 
 SECRET = "bench-canonical-secret"  # noqa: S105 - the bench's own ingest key
 CONCURRENCY = 32
@@ -386,11 +386,7 @@ def main(quick: bool = False) -> int:
         f"(burst {RATE_PER_S * 2}) per (feed, address); command: {command}",
         flush=True,
     )
-    broker = None
-    bootstrap = os.environ.get("KAFKA_BOOTSTRAP_SERVERS")
-    if not bootstrap:
-        broker = LocalBroker()
-        bootstrap = broker.start()
+    bootstrap, broker = bench_kafka()
     proc = None
     try:
         port = _port()

@@ -22,7 +22,7 @@ from datetime import timedelta
 
 import aiohttp
 
-from waybill_watch.devbroker import LocalBroker
+from benchmarks.kafka_capture import bench_kafka
 from waybill_watch.samples import demo_waybills, kdniao_form
 from waybill_watch.timefmt import local_now
 
@@ -115,11 +115,7 @@ def main(quick: bool = False) -> int:
         + (" --quick" if quick else ""),
         flush=True,
     )
-    broker = None
-    bootstrap = os.environ.get("KAFKA_BOOTSTRAP_SERVERS")
-    if not bootstrap:
-        broker = LocalBroker()
-        bootstrap = broker.start()
+    bootstrap, broker = bench_kafka()
     try:
         env = {k: v for k, v in os.environ.items() if not k.startswith("WAYBILL_WATCH_")}
         bare_port, ingest_port = _port(), _port()

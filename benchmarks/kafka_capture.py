@@ -14,6 +14,7 @@ and output counts are end offsets: both assume fresh topics written without tran
 from __future__ import annotations
 
 import asyncio
+import os
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
@@ -23,7 +24,19 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.structs import TopicPartition
 
+from waybill_watch.devbroker import LocalBroker
+
 IN_FLIGHT = 1000  # sends awaited together while preloading
+
+
+def bench_kafka() -> tuple[str, LocalBroker | None]:
+    """The Kafka a benchmark runs on: ``KAFKA_BOOTSTRAP_SERVERS`` when set, else a local broker
+    started now (returned, for the caller to stop; ``None`` when it is not ours)."""
+    bootstrap = os.environ.get("KAFKA_BOOTSTRAP_SERVERS")
+    if bootstrap:
+        return bootstrap, None
+    broker = LocalBroker()
+    return broker.start(), broker
 
 
 def read_capture(path: Path) -> list[bytes]:

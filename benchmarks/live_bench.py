@@ -46,9 +46,8 @@ from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.structs import TopicPartition
 
 from benchmarks.engines_bench import _measure, _reap, proc_cpu
-from benchmarks.kafka_capture import preload, read_capture
+from benchmarks.kafka_capture import bench_kafka, preload, read_capture
 from benchmarks.replay_bench import ROOT, _capture
-from waybill_watch.devbroker import LocalBroker
 from waybill_watch.samples import kdniao_form
 
 PARTITIONS = 8
@@ -380,11 +379,7 @@ def main(quick: bool = False) -> int:
         f"broker, load {os.getloadavg()[0]:.2f}",
         flush=True,
     )
-    broker = None
-    bootstrap = os.environ.get("KAFKA_BOOTSTRAP_SERVERS")
-    if not bootstrap:
-        broker = LocalBroker()
-        bootstrap = broker.start()
+    bootstrap, broker = bench_kafka()
     pid = broker.pid if broker else None
     try:
         prefix = f"livebare{uuid.uuid4().hex[:8]}."

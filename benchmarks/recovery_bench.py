@@ -31,11 +31,10 @@ from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.structs import TopicPartition
 
 from benchmarks.engines_bench import _reap
-from benchmarks.kafka_capture import preload, read_capture
+from benchmarks.kafka_capture import bench_kafka, preload, read_capture
 from benchmarks.live_bench import PARTITIONS, Worker, _caught_up, _consumed, _spawn
 from benchmarks.query_bench import _rss
 from benchmarks.replay_bench import ROOT, _capture
-from waybill_watch.devbroker import LocalBroker
 from waybill_watch.tokens import token_digest
 
 TOKEN = "bench-recovery-viewer"  # noqa: S105 (a throw-away token of this run)
@@ -145,11 +144,7 @@ def main(quick: bool = False) -> int:
         f"{PARTITIONS} partitions; load {os.getloadavg()[0]:.2f}",
         flush=True,
     )
-    broker = None
-    bootstrap = os.environ.get("KAFKA_BOOTSTRAP_SERVERS")
-    if not bootstrap:
-        broker = LocalBroker()
-        bootstrap = broker.start()
+    bootstrap, broker = bench_kafka()
     try:
         prefix = f"recovery{uuid.uuid4().hex[:8]}."
         group = f"{prefix}waybill-watch"
