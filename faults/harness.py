@@ -52,12 +52,13 @@ import orjson
 
 from faults.disk import FaultyDisk
 from faults.kafka import group_lag, produce, read_all
-from faults.procs import ROOT, Proc, metric_sum, spawn, wait_ready
+from faults.procs import ROOT, Proc, spawn, wait_ready
 from faults.report import write_report
 from faults.traffic import APP_KEY, LoadGen, Traffic
 from waybill_watch.devbroker import LocalBroker, LocalCluster
 from waybill_watch.domain.config import DetectionSettings
 from waybill_watch.feeds import build_feeds
+from waybill_watch.ops import metric_sum
 from waybill_watch.replay import Replay
 from waybill_watch.settings import Settings
 

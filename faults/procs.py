@@ -27,17 +27,6 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def metric_sum(text: str, name: str, **labels: str) -> float:
-    """Sum the samples of metric ``name`` (exact name) carrying all ``labels``."""
-    total = 0.0
-    for line in text.splitlines():
-        if not line.startswith(name + "{") and not line.startswith(name + " "):
-            continue
-        if all(f'{k}="{v}"' in line for k, v in labels.items()):
-            total += float(line.rsplit(" ", 1)[1])
-    return total
-
-
 def rss_bytes(pid: int) -> int | None:
     """Resident set size of ``pid`` from /proc (None once it is gone)."""
     try:

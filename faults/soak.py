@@ -30,9 +30,10 @@ import orjson
 
 from faults.harness import INGEST_ENV, WORKER_ENV
 from faults.kafka import group_lag
-from faults.procs import ROOT, Proc, metric_sum, rss_bytes, spawn, wait_ready
+from faults.procs import ROOT, Proc, rss_bytes, spawn, wait_ready
 from faults.traffic import LoadGen, Traffic
 from waybill_watch.devbroker import LocalBroker
+from waybill_watch.ops import metric_sum
 
 INTERVAL_S = 10.0
 #: Small RocksDB memory (docs/operations.md, Sizing: ~150 MiB + store partitions x 3 x write

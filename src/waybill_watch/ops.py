@@ -36,3 +36,15 @@ def add_operations_routes(
     router.add_get("/metrics", metrics)
     router.add_get("/healthz", healthz)
     router.add_get("/readyz", readyz)
+
+
+def metric_sum(text: str, name: str, **labels: str) -> float:
+    """The sum of the samples of metric ``name`` (exact name) carrying all ``labels`` in a
+    ``/metrics`` page: what the tests, the fault harness and the soak read off a process."""
+    total = 0.0
+    for line in text.splitlines():
+        if not line.startswith(name + "{") and not line.startswith(name + " "):
+            continue
+        if all(f'{k}="{v}"' in line for k, v in labels.items()):
+            total += float(line.rsplit(" ", 1)[1])
+    return total

@@ -23,6 +23,8 @@ import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.structs import ConsumerRecord
 
+from waybill_watch.ops import metric_sum
+
 READY_TIMEOUT_S = 120.0
 
 
@@ -214,17 +216,6 @@ class RunningWorker:
             await asyncio.sleep(0.25)
             value = await self.metric(name, **labels)
         return value
-
-
-def metric_sum(text: str, name: str, **labels: str) -> float:
-    """Sum the samples of metric ``name`` (exact name) carrying all ``labels`` in ``text``."""
-    total = 0.0
-    for line in text.splitlines():
-        if not line.startswith(name + "{") and not line.startswith(name + " "):
-            continue
-        if all(f'{k}="{v}"' in line for k, v in labels.items()):
-            total += float(line.rsplit(" ", 1)[1])
-    return total
 
 
 @pytest.fixture

@@ -49,11 +49,12 @@ from aiokafka.structs import TopicPartition
 from waybill_watch.devbroker import BrokerError, LocalCluster
 from waybill_watch.domain.config import DetectionSettings
 from waybill_watch.feeds import build_feeds
+from waybill_watch.ops import metric_sum
 from waybill_watch.replay import Replay
 from waybill_watch.settings import Settings
 
 from .captures import UNSIGNED, AnomalyKey, anomaly_key, preload, run_cli, simulate_capture
-from .conftest import RunningWorker, metric_sum, spawn_process
+from .conftest import RunningWorker, spawn_process
 
 pytestmark = pytest.mark.integration
 

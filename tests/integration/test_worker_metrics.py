@@ -11,9 +11,10 @@ from collections import Counter
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
+from waybill_watch.ops import metric_sum
 from waybill_watch.samples import kdniao_form
 
-from .conftest import RunningWorker, metric_sum
+from .conftest import RunningWorker
 
 CST = timezone(timedelta(hours=8))
 APP_KEY = "metrics-app-key"
