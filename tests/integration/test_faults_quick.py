@@ -22,12 +22,6 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.mark.timeout(600)
-@pytest.mark.xfail(
-    reason="open bug found by this harness (issue 12): after a broker outage and worker kills, "
-    "a waybill partition's detection clock can stop advancing (seen stuck for 4 minutes, 2 of "
-    "16 stall deadlines never fired); runs every time, reported, not yet fixed",
-    strict=False,
-)
 def test_quick_fault_run_passes(tmp_path: Path) -> None:
     out = tmp_path / "faults"
     env = {k: v for k, v in os.environ.items() if not k.startswith("WAYBILL_WATCH_")}

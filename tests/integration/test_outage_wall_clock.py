@@ -40,6 +40,13 @@ async def _push_for(ingest, seconds: float, start: int) -> int:  # type: ignore[
     return sent
 
 
+async def _clocks(worker) -> list[float]:  # type: ignore[no-untyped-def]
+    """Each owned waybill partition's clock (epoch seconds)."""
+    text = await worker.metrics()
+    prefix = "waybill_watch_clock_seconds{"
+    return [float(line.rsplit(" ", 1)[1]) for line in text.splitlines() if line.startswith(prefix)]
+
+
 async def test_outage_longer_than_the_silence_threshold_opens_nothing_spurious(  # type: ignore[no-untyped-def]
     worker_factory, ingest_factory
 ) -> None:
@@ -56,8 +63,18 @@ async def test_outage_longer_than_the_silence_threshold_opens_nothing_spurious( 
     worker.start()
     await worker.wait_ready()
     sent += await _push_for(ingest, 10, sent)
+    last_push = time.time()
     await worker.read_topic("tracking.events", until=lambda rs: len(rs) >= sent, timeout=120)
     live = await quiet(worker, "anomalies", settle=8.0)
+
+    # The clock kept up with the pushes after the restart (stuck, it would open nothing and this
+    # test would pass by construction): every waybill partition's reaches the last push.
+    deadline = time.monotonic() + 60
+    clocks = await _clocks(worker)
+    while (not clocks or min(clocks) < last_push) and time.monotonic() < deadline:
+        await asyncio.sleep(0.5)
+        clocks = await _clocks(worker)
+    assert clocks and min(clocks) >= last_push, (clocks, last_push)
 
     raw = await dump(worker.bootstrap, worker.topic("tracking.raw"), sent)
     assert len(raw) == sent

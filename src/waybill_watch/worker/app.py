@@ -309,6 +309,7 @@ def create_worker(settings: Settings, metrics: Metrics | None = None) -> Worker:
             lag.assign(partitions)
             return
         lag.revoke(partitions)
+        ticker.revoked(partitions)
         for tp in partitions:
             if tp.topic == names.updates:
                 waybills.revoked(tp.partition)

@@ -94,16 +94,21 @@ class Children:
 
 
 class Progress:
-    """What this process has read of each source partition (for the ticker's marks)."""
+    """The latest ``received_at`` this process read of each source partition (the mark of a
+    source that is behind). Whether a source is caught up is the consumer's position, not
+    this: records the stages skip count as read too (see ``Ticker._caught_up``)."""
 
     def __init__(self) -> None:
         self.received: dict[str, int] = {}  # src -> highest received_at (ms) read
-        self.offsets: dict[str, int] = {}  # src -> last offset read
 
-    def note(self, src: str, received_ms: int, offset: int) -> None:
+    def note(self, src: str, received_ms: int) -> None:
         if received_ms > self.received.get(src, -1):
             self.received[src] = received_ms
-        self.offsets[src] = offset
+
+    def forget(self, src: str) -> None:
+        """A source partition no longer read here: what was read of it says nothing of what
+        its next owner reads (it goes back to us at the group's committed offset)."""
+        self.received.pop(src, None)
 
 
 # -- normalize: raw envelopes and records merchants produced → the updates topic ---------------
@@ -149,7 +154,7 @@ class NormalizeStage:
             self._reject(self.names.raw, value, None, "bad_envelope", _short(exc))
             return
         received_ms = to_ms(envelope.received_at)
-        self.progress.note(src, received_ms, offset)
+        self.progress.note(src, received_ms)
         feed = self.feeds[envelope.feed]
         drafts = self.drafts.get(envelope.feed)
         try:
@@ -189,7 +194,7 @@ class NormalizeStage:
             return
         scan = event.to_scan()
         src = f"events/{partition}"
-        self.progress.note(src, to_ms(scan.received_at), offset)
+        self.progress.note(src, to_ms(scan.received_at))
         update = WaybillUpdate(
             waybill=scan.waybill,
             courier=scan.courier,
@@ -207,7 +212,7 @@ class NormalizeStage:
         if order is None:
             return
         src = f"orders/{partition}"
-        self.progress.note(src, ts, offset)
+        self.progress.note(src, ts)
         received_at = from_ms(ts, zone(self.timezone))
         record = codec.encode_order(order, received_at, src)
         self.send(self.names.updates, order.waybill.encode(), record, None)
@@ -314,6 +319,8 @@ class Ticker:
         self.interval = interval
         self.sources = {names.raw: "raw", names.events: "events", names.orders: "orders"}
         self._sent: dict[str, int] = {}
+        #: The group's committed offset of a source partition nothing was fetched from yet.
+        self._committed: dict[str, int] = {}
         self._last = 0.0
 
     def __call__(self) -> None:
@@ -368,33 +375,49 @@ class Ticker:
             return to_ms(datetime.now().astimezone()), False
         return (last, False) if last is not None else None
 
+    def revoked(self, tps: list[Any]) -> None:
+        """Forget what was known of source partitions no longer assigned here."""
+        for tp in tps:
+            kind = self.sources.get(tp.topic)
+            if kind is not None:
+                src = f"{kind}/{tp.partition}"
+                self.progress.forget(src)
+                self._committed.pop(src, None)
+
     def _caught_up(self, tp: Any, src: str) -> bool | None:
+        """Whether this process read ``tp`` to its end (None: unknown, so the clock waits).
+
+        The consumer's position, never the offsets of the records the stages used: records
+        they skip (this app's own scans on ``tracking.events`` and orders on
+        ``orders.events``, rejected envelopes) and transaction markers (read_committed) are
+        read too. Counting only used records, a source whose last record was one of ours
+        never looked caught up again: its mark stayed where it was, and so did every
+        waybill partition's clock (no deadline fired until the worker restarted)."""
         try:
             _, high = self.consumer.get_watermark_offsets(tp, cached=True)
             if high is None or high < 0:
                 _, high = self.consumer.get_watermark_offsets(tp, timeout=1.0, cached=False)
         except Exception:  # no answer: say nothing this round (the clock waits)
             return None
-        done = self.progress.offsets.get(src)
-        if done is not None:
-            return done + 1 >= high
         if high == 0:
             return True
-        # Nothing read from it since the assignment: where is the group in it?
         try:
             (position,) = self.consumer.position([tp])
             offset = position.offset
             if offset < 0:
-                (committed,) = self.consumer.committed([tp], timeout=1.0)
-                offset = committed.offset
+                # Nothing fetched since the assignment (an idle partition stays so): where
+                # the group is in it. Asked of the broker once per assignment.
+                offset = self._committed.get(src, -1)
+                if offset < 0:
+                    (committed,) = self.consumer.committed([tp], timeout=1.0)
+                    offset = committed.offset
+                    if offset >= 0:
+                        self._committed[src] = offset
         except Exception:
             return None
         if offset < 0:
             return None
-        if offset >= high:
-            self.progress.offsets[src] = offset - 1  # from now on the fast path
-            return True
-        return False
+        return bool(offset >= high)
 
 
 # -- the keyed stages --------------------------------------------------------------------------
