@@ -678,6 +678,14 @@ class Harness:
             if recoveries
             else None,
             "self_exits": {p.name: len(p.self_exits) for p in self.workers + self.ingests},
+            # exits nobody asked for, by their last error line; engines the workers replaced
+            # in-process after a Kafka error instead of exiting (worker/restarts.py)
+            "self_exit_errors": dict(
+                Counter(e[2][:100] for p in self.workers + self.ingests for e in p.self_exits)
+            ),
+            "engines_replaced_in_process": sum(
+                _log_count(w.log_path, ENGINE_REPLACED) for w in self.workers
+            ),
         }
         return checks
 
@@ -723,12 +731,25 @@ class Harness:
 
 def _io_errors(log_path: Path, mark: int) -> int:
     """Lines after byte ``mark`` of a worker log that name a disk error. quix-streams reports
-    any RocksDB "IO error" at open as "cannot acquire a lock" (and retries), so those count."""
+    any RocksDB "IO error" at open as "cannot acquire a lock" (and retries), so those count,
+    as do the worker's own lines naming its data dir (worker/datadir.py)."""
     with log_path.open("rb") as log:
         log.seek(mark)
         text = log.read().decode(errors="replace")
-    needles = ("No space left", "Read-only file system", "IO error", "acquire a lock")
+    needles = ("No space left", "Read-only file system", "IO error", "acquire a lock", "data dir")
     return sum(1 for line in text.splitlines() if any(s in line for s in needles))
+
+
+#: What a worker logs when it replaced its engine after a Kafka error (worker/restarts.py).
+ENGINE_REPLACED = "replacing it in this process"
+
+
+def _log_count(log_path: Path, needle: str) -> int:
+    """Lines of a log that contain ``needle``."""
+    if not log_path.exists():
+        return 0
+    text = log_path.read_bytes().decode(errors="replace")
+    return sum(1 for line in text.splitlines() if needle in line)
 
 
 def _key(event: dict[str, Any]) -> tuple[str, str, str]:

@@ -136,6 +136,9 @@ def _worker(_: argparse.Namespace) -> int:
 
     from waybill_watch.settings import error_detail
     from waybill_watch.worker.app import create_worker, serve_http
+    from waybill_watch.worker.datadir import explain_lock_retries
+
+    explain_lock_retries(settings.data_dir)
     from waybill_watch.worker.topics import TopicLayoutError, ensure_topics
 
     bootstrap = settings.kafka_bootstrap_servers
@@ -171,8 +174,25 @@ def _worker(_: argparse.Namespace) -> int:
             f"cannot listen on {settings.web_bind}:{settings.web_port} ({error_detail(exc)})",
             "set WAYBILL_WATCH_WEB_PORT to a free port",
         )
+    from waybill_watch.worker.datadir import disk_error
+
+    def rebuilt() -> Worker:
+        worker.rebuild()
+        return worker
+
     try:
-        worker.app.run()
+        worker.run(rebuild=lambda: create_worker_retrying(rebuilt, ENGINE_START_S))
+    except Exception as exc:
+        disk = disk_error(exc)
+        if disk is None:
+            raise
+        log.debug("the data dir failed", exc_info=exc)
+        return _cannot_start(
+            "worker",
+            f"its data dir {settings.data_dir} cannot be written ({disk.strerror or disk})",
+            "free space on (or remount read-write) the volume of WAYBILL_WATCH_DATA_DIR; "
+            "the state is restored from the changelogs if it is lost",
+        )
     finally:
         stop_http()
     return 0

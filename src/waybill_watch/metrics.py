@@ -213,6 +213,13 @@ class Metrics:
             ["event"],
             registry=registry,
         )
+        self.engine_restarts = Counter(
+            p + "engine_restarts",
+            "Stream engines the worker replaced in-process after a Kafka error, by error "
+            "(the Kafka error code or the exception's class).",
+            ["error"],
+            registry=registry,
+        )
         self.callback_responses = Counter(
             p + "callback_responses",
             "Answers of POST /callbacks/{feed}, by feed and HTTP status code.",

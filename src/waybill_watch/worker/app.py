@@ -52,6 +52,7 @@ from waybill_watch.worker.local_states import LocalStates
 from waybill_watch.worker.outputs import Outputs
 from waybill_watch.worker.ports import KafkaEffects, Transaction
 from waybill_watch.worker.publisher import RawPublisher
+from waybill_watch.worker.restarts import PAUSE_S, run_replacing
 from waybill_watch.worker.stages import (
     AggregateStage,
     NormalizeStage,
@@ -80,15 +81,53 @@ BYTES = {
 
 
 @dataclass
-class Worker:
-    """The assembled engine app and its HTTP side (tests and the demo use the parts)."""
+class Engine:
+    """One quix-streams app with the stages wired in (``build_engine``)."""
 
     app: Application
+    waybill_stream: str
+    #: Drop the per-partition series of the partitions it owned (its replacement reports
+    #: its own): called once the app stopped.
+    release: Callable[[], None]
+
+
+@dataclass
+class Worker:
+    """The assembled engine app and its HTTP side (tests and the demo use the parts).
+
+    ``rebuild()`` replaces a failed engine in the same process: the HTTP side (ingest, the
+    waybill queries, ``/metrics``) and the metrics stay, the queries read the new app's state."""
+
+    engine: Engine
     names: TopicNames
     metrics: Metrics
     http: web.Application
     publisher: RawPublisher
     queries: WaybillQueries
+    states: LocalStates
+    settings: Settings
+
+    @property
+    def app(self) -> Application:
+        return self.engine.app
+
+    def rebuild(self) -> None:
+        """A new engine after ``app.run()`` failed (its exit stack closed the consumer, the
+        producer and the stores)."""
+        self.engine.release()
+        self.engine = build_engine(self.settings, self.metrics)
+        self.states.bind(self.engine.app, self.engine.waybill_stream)
+
+    def run(self, rebuild: Callable[[], object] | None = None, pause: float = PAUSE_S) -> None:
+        """Run the engine until stopped, replacing it in this process after a Kafka error a
+        new one may not meet (``restarts.py``): ``rebuild`` (``self.rebuild`` unless given,
+        the CLI retries it) and ``waybill_watch_engine_restarts_total``."""
+        run_replacing(
+            lambda: self.app.run(),
+            rebuild or self.rebuild,
+            lambda reason: self.metrics.engine_restarts.labels(reason).inc(),
+            pause=pause,
+        )
 
 
 #: Timeout of the engine's admin requests at start (quix-streams: 30 s). A restart while a
@@ -156,8 +195,43 @@ def consumer_config(settings: Settings) -> dict[str, Any]:
 
 
 def create_worker(settings: Settings, metrics: Metrics | None = None) -> Worker:
-    """Build the quix-streams app for ``settings`` (topics must exist: ``ensure_topics``)."""
+    """Build the quix-streams app for ``settings`` and the HTTP side (topics must exist:
+    ``ensure_topics``)."""
     metrics = metrics or default_metrics()
+    names = TopicNames.from_settings(settings)
+    group = settings.topic_prefix + settings.app_id
+    kafka = kafka_connection(settings)
+    engine = build_engine(settings, metrics)
+    feeds = build_feeds(settings)
+    publisher = RawPublisher(kafka, names.raw)
+    ingest = IngestService(
+        feeds,
+        publisher,
+        metrics,
+        max_body_bytes=settings.max_body_bytes,
+        timezone=settings.default_timezone,
+    )
+    http = web.Application(client_max_size=settings.max_body_bytes + 1)
+
+    async def readiness() -> tuple[bool, str]:
+        return await publisher.readiness(names.all())
+
+    add_routes(http.router, ingest, metrics.registry, readiness)
+    states = LocalStates(engine.app, engine.waybill_stream)
+    queries = WaybillQueries(
+        states,
+        OwnerDirectory(kafka, group, names.updates),
+        WaybillView(settings.detection),
+        partitions=settings.partitions,
+        self_url=settings.query_url(),
+        metrics=QueryMetrics(metrics.registry),
+    )
+    add_query_routes(http.router, queries, TokenRegistry(settings.api_tokens_file))
+    return Worker(engine, names, metrics, http, publisher, queries, states, settings)
+
+
+def build_engine(settings: Settings, metrics: Metrics) -> Engine:
+    """The quix-streams app with the stages, the ticker and the metrics hooks wired in."""
     names = TopicNames.from_settings(settings)
     group = settings.topic_prefix + settings.app_id
     consumed = (names.raw, names.events, names.orders, names.updates, names.signals)
@@ -304,10 +378,15 @@ def create_worker(settings: Settings, metrics: Metrics | None = None) -> Worker:
                 aggregates.tally.of(tx, partition)
         live.state_bytes = owned_store_bytes(app._state_manager, (waybill_stream, signals_stream))
 
+    owned: dict[tuple[str, int], Any] = {}  # (topic, partition) -> its TopicPartition
+
     def rebalanced(event: str, partitions: list[Any]) -> None:
         if event == "assigned":
+            owned.update(((tp.topic, tp.partition), tp) for tp in partitions)
             lag.assign(partitions)
             return
+        for tp in partitions:
+            owned.pop((tp.topic, tp.partition), None)
         lag.revoke(partitions)
         ticker.revoked(partitions)
         for tp in partitions:
@@ -317,6 +396,9 @@ def create_worker(settings: Settings, metrics: Metrics | None = None) -> Worker:
                 aggregates.tally.drop(tp.partition)
 
     hook_rebalances(app, metrics, rebalanced)
+
+    def release() -> None:
+        rebalanced("revoked", list(owned.values()))
 
     def episodes() -> dict[str, int]:
         out = waybills.tally.episodes()
@@ -348,30 +430,7 @@ def create_worker(settings: Settings, metrics: Metrics | None = None) -> Worker:
 
     app._dataframe_registry.register_periodic_task(ticker)
 
-    publisher = RawPublisher(kafka, names.raw)
-    ingest = IngestService(
-        feeds,
-        publisher,
-        metrics,
-        max_body_bytes=settings.max_body_bytes,
-        timezone=settings.default_timezone,
-    )
-    http = web.Application(client_max_size=settings.max_body_bytes + 1)
-
-    async def readiness() -> tuple[bool, str]:
-        return await publisher.readiness(names.all())
-
-    add_routes(http.router, ingest, metrics.registry, readiness)
-    queries = WaybillQueries(
-        LocalStates(app, waybill_stream),
-        OwnerDirectory(kafka, group, names.updates),
-        WaybillView(settings.detection),
-        partitions=partitions,
-        self_url=settings.query_url(),
-        metrics=QueryMetrics(metrics.registry),
-    )
-    add_query_routes(http.router, queries, TokenRegistry(settings.api_tokens_file))
-    return Worker(app, names, metrics, http, publisher, queries)
+    return Engine(app, waybill_stream, release)
 
 
 def _keyed(

@@ -29,6 +29,10 @@ class LocalStates:
     """The waybill states in this worker's assigned partitions."""
 
     def __init__(self, app: Any, stream_id: str) -> None:
+        self.bind(app, stream_id)
+
+    def bind(self, app: Any, stream_id: str) -> None:
+        """Read ``app``'s stores from now on (the worker rebuilt its engine)."""
         self._manager = app._state_manager
         self._stream_id = stream_id
 
