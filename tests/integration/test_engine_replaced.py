@@ -24,9 +24,11 @@ from zoneinfo import ZoneInfo
 import orjson
 import pytest
 from confluent_kafka import Consumer, KafkaError, KafkaException, Producer
+from prometheus_client import CollectorRegistry
 
 from waybill_watch.feeds import encode
 from waybill_watch.jsonio import dumps
+from waybill_watch.metrics import Metrics
 from waybill_watch.settings import Settings
 from waybill_watch.worker.app import create_worker
 from waybill_watch.worker.stages import NormalizeStage
@@ -96,7 +98,8 @@ def test_a_kafka_error_replaces_the_engine_and_nothing_is_lost_or_doubled(
         data_dir=tmp_path / "data",
     )
     asyncio.run(ensure_topics(settings))
-    worker = create_worker(settings)
+    # its own registry: the process-wide one may hold another test's worker (registered once)
+    worker = create_worker(settings, Metrics(CollectorRegistry()))
     names = worker.names
     run_id = uuid.uuid4().hex[:8].upper()
     before, failing = f"ZTA{run_id}", f"ZTB{run_id}"
