@@ -136,10 +136,10 @@ def _worker(_: argparse.Namespace) -> int:
 
     from waybill_watch.settings import error_detail
     from waybill_watch.worker.app import create_worker, serve_http
-    from waybill_watch.worker.datadir import explain_lock_retries
-
-    explain_lock_retries(settings.data_dir)
+    from waybill_watch.worker.datadir import disk_error, explain_lock_retries
     from waybill_watch.worker.topics import TopicLayoutError, ensure_topics
+
+    explain_lock_retries(settings.data_dir)  # quix-streams calls a full disk a held lock
 
     bootstrap = settings.kafka_bootstrap_servers
     try:
@@ -174,7 +174,6 @@ def _worker(_: argparse.Namespace) -> int:
             f"cannot listen on {settings.web_bind}:{settings.web_port} ({error_detail(exc)})",
             "set WAYBILL_WATCH_WEB_PORT to a free port",
         )
-    from waybill_watch.worker.datadir import disk_error
 
     def rebuilt() -> Worker:
         worker.rebuild()
